@@ -52,10 +52,9 @@ def _expand_one(spec: str, paths_prefix: str) -> list[str]:
     if is_paths_list(spec):
         return _read_paths_list(spec, paths_prefix)
     if is_url(spec):
-        fs, _, _ = fsspec.core.url_to_fs(spec)
+        fs, _ = fsspec.core.url_to_fs(spec)
         if glob.has_magic(spec):
-            protocol = spec.split("://", 1)[0]
-            return sorted(f"{protocol}://{p}" if "://" not in p else p for p in fs.glob(spec))
+            return sorted(fs.unstrip_protocol(path) for path in fs.glob(spec))
         if not fs.exists(spec):
             raise InputError(f"input {spec!r} does not exist")
         return [spec]
@@ -116,7 +115,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
+    # Key order is kept (stage order matters in stats); callers sort where order is arbitrary.
+    atomic_write_bytes(path, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
 
 
 def temporary_path(path: str | Path) -> Path:

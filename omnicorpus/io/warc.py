@@ -182,6 +182,13 @@ class WarcReader:
                 try:
                     record = next(records)
                 except StopIteration:
+                    # warcio stops quietly when the file ends inside a record's headers: check for leftovers.
+                    left = _unread_bytes(stream, records)
+                    if left:
+                        self.counts.by_type["unreadable"] += 1
+                        self.counts.outcome["error"] += 1
+                        yield self._broken_page(records.offset, f"the file ends inside a record: {left} bytes "
+                                                                f"after offset {records.offset} could not be read")
                     return
                 except Exception as exc:  # a cut or corrupt gzip member between records
                     self.counts.by_type["unreadable"] += 1
@@ -346,6 +353,14 @@ def _cut_message(record) -> str | None:
     if owed:
         return f"record truncated: {owed} of {record.length} bytes missing from the file"
     return None
+
+
+def _unread_bytes(stream, records: ArchiveIterator) -> int:
+    try:
+        stream.seek(0, 2)
+        return max(0, stream.tell() - records.offset)
+    except Exception:  # a stream that cannot seek: nothing more to learn
+        return 0
 
 
 def _safe_offset(records: ArchiveIterator) -> int | None:

@@ -1,0 +1,57 @@
+"""Shared fixtures: paths to the bundled WARCs, a WARC builder, document builders, run helpers."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.builders import make_document, make_warc  # noqa: F401  (re-exported for tests)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+WARCS = FIXTURES / "warc"
+EXAMPLES = ROOT / "examples"
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.fixture
+def mona_lisa_warc() -> Path:
+    return EXAMPLES / "wikipedia-mona-lisa.warc.gz"
+
+
+@pytest.fixture
+def books_warc() -> Path:
+    return EXAMPLES / "books.toscrape.warc"
+
+
+@pytest.fixture
+def common_crawl_warc() -> Path:
+    return WARCS / "CC-MAIN-2020-34-excerpt-part-a.warc.gz"
+
+
+@pytest.fixture
+def edge_case_warcs() -> list[Path]:
+    return sorted(p for p in WARCS.iterdir() if p.name != "CC-MAIN-2020-34-excerpt-part-a.warc.gz")
+
+
+@pytest.fixture(scope="session")
+def example_run(tmp_path_factory):
+    """The bundled example run once with the local runner, shared by read-only tests."""
+    from omnicorpus.config import load_config
+    from omnicorpus.pipeline import run
+
+    output = tmp_path_factory.mktemp("example") / "out"
+    config = load_config("example", {"run.runner": "local"})
+    return run(config, [str(EXAMPLES)], output)
+
+
+def tiny_png(width: int = 200, height: int = 160, color=(200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return buffer.getvalue()
