@@ -17,7 +17,7 @@ import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,13 +32,12 @@ from omnicorpus.io.parquet import (document_bytes, file_metadata, read_rows, row
                                   write_table)
 from omnicorpus.io.paths import atomic_write_bytes, atomic_write_json, expand_inputs, read_json, unit_name
 from omnicorpus.io.warc import ImageRecord, RawPage, WarcReader
-from omnicorpus.stage import Stage, StageStats, run_stage
+from omnicorpus.stage import Stage, StageStats, run_stage, run_stages
 
 log = logging.getLogger(__name__)
 
 # Errors worth retrying a unit for: I/O and connections. Anything else is a bug or bad config and fails now.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError, ConnectionError)
-MAP_PHASES = ("extract", "images")
 
 
 class RunError(RuntimeError):
@@ -56,11 +55,34 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """One step of the run over all units.
+
+    `run_global(context, units, executor)` (optional) runs first and sees every unit: dedup clusters, image
+    frequency counts. `run_unit(context, unit)` then runs once per unit as a map task and returns the unit's
+    phase stats; it reads the previous phase's documents of the unit and writes its own (see
+    `transform_unit`). `enabled(config)` leaves a phase out of a run.
+    """
+
+    name: str
+    run_unit: Callable[["RunContext", Unit], dict[str, Any]]
+    run_global: Callable[["RunContext", list[Unit], Any], None] | None = None
+    enabled: Callable[[PipelineConfig], bool] = lambda config: True
+
+
+@dataclass(frozen=True)
 class RunContext:
     """Everything a unit task needs; small and picklable."""
 
     config: PipelineConfig
     output: str
+    phase_names: tuple[str, ...] = ()
+
+    def previous_phase(self, phase: str) -> str:
+        index = self.phase_names.index(phase)
+        if index == 0:
+            raise ValueError(f"phase {phase} is first: it has no input phase")
+        return self.phase_names[index - 1]
 
     @property
     def work(self) -> Path:
@@ -169,10 +191,10 @@ def extract_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
 
 
 def images_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
-    done = context.unit_file("images", unit, "stats.json")
-    if done.exists():
-        return read_json(done)
-    documents = _read_phase_documents(context, "extract", unit)
+    return transform_unit(context, "images", unit, _resolve_unit_images)
+
+
+def _resolve_unit_images(context: RunContext, unit: Unit, documents: list[Document]):
     needed = {url for document in documents for url in document.images if url is not None}
     store: dict[str, bytes] = {}
     images_file = context.unit_file("extract", unit, "images.parquet")
@@ -185,7 +207,7 @@ def images_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
         statuses.update(resolve_from_store(document, store, context.config.images))
         stats["images"].input += 1
         stats["images"].kept += 1
-    return _finish_unit(context, "images", unit, documents, [], stats, {"image_status": dict(sorted(statuses.items()))})
+    return documents, [], stats, {"image_status": dict(sorted(statuses.items()))}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -227,11 +249,46 @@ def _finish_unit(context, phase, unit, kept, rejected, stats, extra) -> dict[str
     return result
 
 
-def _read_phase_documents(context: RunContext, phase: str, unit: Unit) -> list[Document]:
+def transform_unit(context: RunContext, phase: str, unit: Unit, transform) -> dict[str, Any]:
+    """The plumbing of a document-to-document map phase, with resume.
+
+    Reads the unit's documents from the previous phase, calls `transform(context, unit, documents)` which
+    returns (kept, rejected, {stage name: StageStats}, extra stats), and writes the phase outputs.
+    """
+    done = context.unit_file(phase, unit, "stats.json")
+    if done.exists():
+        return read_json(done)
+    documents = read_phase_documents(context, context.previous_phase(phase), unit)
+    kept, rejected, stats, extra = transform(context, unit, documents)
+    _check_error_rate(context, unit, stats)
+    return _finish_unit(context, phase, unit, kept, rejected, stats, extra)
+
+
+def stage_transform(stages_of: Callable[[PipelineConfig], list[Stage]]):
+    """A `transform` that runs documents through per-document stages (most filter phases)."""
+
+    def transform(context: RunContext, unit: Unit, documents: list[Document]):
+        stages = stages_of(context.config)
+        stats = {stage.name: StageStats() for stage in stages}
+        kept, rejected = run_stages(stages, documents, stats)
+        return kept, rejected, stats, {}
+
+    return transform
+
+
+def read_phase_documents(context: RunContext, phase: str, unit: Unit) -> list[Document]:
     return from_table(pq.read_table(context.unit_file(phase, unit, "docs.parquet")))
 
 
-PHASE_FUNCTIONS = {"extract": extract_unit, "images": images_unit}
+# Every phase of a run, in order. Later phases read the documents the previous enabled phase kept.
+PHASES: tuple[Phase, ...] = (
+    Phase("extract", extract_unit),
+    Phase("images", images_unit),
+)
+
+
+def phases_of(config: PipelineConfig) -> tuple[Phase, ...]:
+    return tuple(phase for phase in PHASES if phase.enabled(config))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -279,7 +336,7 @@ def write_shard(context: RunContext, index: int, slices: list[tuple[Unit, int, i
 
 def write_unit_rejects(context: RunContext, unit: Unit) -> dict[str, Any]:
     tables = []
-    for phase in MAP_PHASES:
+    for phase in context.phase_names:
         path = context.unit_file(phase, unit, "rejects.parquet")
         if path.exists():
             tables.append(pq.read_table(path))
@@ -409,16 +466,19 @@ def run(config: PipelineConfig, inputs: list[str], output: str | Path, *, overwr
         return RunResult(str(output), read_json(output / "stats.json"), read_json(output / "run.json")["shards"],
                          skipped=True)
     started = _now()
-    context = RunContext(config=config, output=str(output))
+    phases = phases_of(config)
+    context = RunContext(config=config, output=str(output), phase_names=tuple(phase.name for phase in phases))
     from omnicorpus.runner import make_executor
 
     executor = make_executor(config.run.runner, config.run.workers, config.run.ray_address,
                              config.run.object_store_mb, config.run.unit_retries, TRANSIENT_ERRORS)
     try:
         phase_results: dict[str, list[dict[str, Any]]] = {}
-        for phase in MAP_PHASES:
-            phase_results[phase] = executor.map(PHASE_FUNCTIONS[phase], [(context, unit) for unit in units], phase)
-        last = MAP_PHASES[-1]
+        for phase in phases:
+            if phase.run_global is not None:
+                phase.run_global(context, units, executor)
+            phase_results[phase.name] = executor.map(phase.run_unit, [(context, unit) for unit in units], phase.name)
+        last = phases[-1].name
         plan = plan_shards([(unit, result["kept_bytes"]) for unit, result in zip(units, phase_results[last])],
                            config.write.docs_per_shard, config.write.max_shard_bytes)
         shards = executor.map(write_shard, [(context, index, slices, last) for index, slices in enumerate(plan)],
@@ -426,7 +486,7 @@ def run(config: PipelineConfig, inputs: list[str], output: str | Path, *, overwr
         executor.map(write_unit_rejects, [(context, unit) for unit in units], "rejects")
     finally:
         executor.close()
-    per_unit = [unit_stats([phase_results[phase][i] for phase in MAP_PHASES]) for i in range(len(units))]
+    per_unit = [unit_stats([phase_results[phase.name][i] for phase in phases]) for i in range(len(units))]
     for stats in per_unit:
         stats.pop("kept_bytes", None)
         atomic_write_json(output / "stats" / f"{stats['unit']}.json", stats)
