@@ -108,10 +108,15 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     for dotted, value in (overrides or {}).items():
-        section, _, key = dotted.partition(".")
-        if not key:
-            raise ConfigError(f"override {dotted!r} must look like section.key")
-        data.setdefault(section, {})[key] = value
+        *sections, key = dotted.split(".")
+        if not sections or not all(sections) or not key:
+            raise ConfigError(f"override {dotted!r} must look like section.key (or section.subsection.key)")
+        table = data
+        for section in sections:
+            table = table.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"override {dotted!r}: {section} is a value, not a section")
+        table[key] = value
     return build(PipelineConfig, data, source)
 
 
