@@ -11,6 +11,12 @@ from warcio.warcwriter import WARCWriter
 
 from omnicorpus.document import Document, document_id, new_image_info
 
+# Config overrides that switch every text filter off: for tests about extraction, images or shards that use
+# pages the filters would rightly drop (a product grid, a synthetic page repeating one sentence).
+NO_TEXT_FILTERS = {f"filter.{section}.enabled": False for section in (
+    "language", "gopher_quality", "gopher_repetition", "c4", "paragraph_language", "paragraphs", "document",
+    "classifier")}
+
 
 def make_document(*slots: str, url: str = "https://example.org/page", doc_id: str | None = None,
                   **fields) -> Document:
