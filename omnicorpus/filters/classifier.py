@@ -159,6 +159,9 @@ class TrainSettings:
     word_ngrams: int = 2
     dimension: int = 50
     min_count: int = 1
+    # Hash buckets for word n-gram features: fastText's default of 2M makes a 400 MB model at dimension 50;
+    # 100k (20 MB) is plenty for the vocabulary of a few thousand labelled documents.
+    buckets: int = 100_000
     validation_share: float = 0.0
     seed: int = 0
 
@@ -188,7 +191,7 @@ def train(labelled: list[tuple[str, str]], model_path: str | Path, settings: Tra
                               encoding="utf-8")
         model = fasttext.train_supervised(
             input=str(train_file), epoch=settings.epochs, lr=settings.learning_rate,
-            wordNgrams=settings.word_ngrams, dim=settings.dimension, minCount=settings.min_count, thread=1,
+            wordNgrams=settings.word_ngrams, dim=settings.dimension, minCount=settings.min_count, bucket=settings.buckets, thread=1,
             seed=settings.seed, verbose=0,
         )
     temporary = model_path.with_name(model_path.name + ".tmp")
@@ -242,6 +245,8 @@ def add_parser(commands) -> None:
     command.add_argument("--word-ngrams", type=int, default=defaults.word_ngrams,
                          help=f"word n-gram features (default {defaults.word_ngrams})")
     command.add_argument("--dimension", type=int, default=defaults.dimension, help=f"default {defaults.dimension}")
+    command.add_argument("--buckets", type=int, default=defaults.buckets,
+                         help=f"hash buckets for n-gram features; sets the model size (default {defaults.buckets})")
     command.add_argument("--validation-share", type=float, default=0.1,
                          help="share of rows held out to report accuracy (default 0.1; 0 trains on all)")
     command.add_argument("--seed", type=int, default=defaults.seed, help="shuffle seed (default 0)")
@@ -258,7 +263,7 @@ def _train_command(args) -> int:
         print(f"omnicorpus classifier train: error: {exc}", file=sys.stderr)
         return 2
     settings = TrainSettings(epochs=args.epochs, learning_rate=args.learning_rate, word_ngrams=args.word_ngrams,
-                             dimension=args.dimension, validation_share=args.validation_share, seed=args.seed)
+                             dimension=args.dimension, buckets=args.buckets, validation_share=args.validation_share, seed=args.seed)
     result = train(labelled, args.output, settings)
     print(f"trained on {result.examples} documents ({', '.join(f'{k} {v}' for k, v in result.labels.items())}) "
           f"-> {result.model_path}")
