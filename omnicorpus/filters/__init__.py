@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from omnicorpus.filters.classifier import ClassifierConfig, QualityClassifier
 from omnicorpus.filters.document_rules import DocumentRules, DocumentRulesConfig
-from omnicorpus.filters.language import (LanguageConfig, LanguageFilter, ParagraphLanguageConfig,
-                                         ParagraphLanguageFilter)
+from omnicorpus.filters.language import (LanguageConfig, LanguageFilter, ModelNotFound, ParagraphLanguageConfig,
+                                         ParagraphLanguageFilter, bundled_model_path)
 from omnicorpus.filters.paragraphs import ParagraphRules, ParagraphRulesConfig
 from omnicorpus.filters.quality import (C4Config, C4Filter, GopherQualityConfig, GopherQualityFilter,
                                         GopherRepetitionConfig, GopherRepetitionFilter)
@@ -33,6 +33,14 @@ class TextFiltersConfig:
     paragraphs: ParagraphRulesConfig = field(default_factory=ParagraphRulesConfig)
     document: DocumentRulesConfig = field(default_factory=DocumentRulesConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+
+    def __post_init__(self):
+        # A missing LID model is a start-up error, not an error row for every document.
+        if (self.language.enabled or self.paragraph_language.enabled) and self.language.model_path is None:
+            try:
+                bundled_model_path()
+            except ModelNotFound as exc:
+                raise ValueError(str(exc)) from None
 
 
 def _preliminary(filters: TextFiltersConfig) -> list[tuple[type[Stage], object]]:
