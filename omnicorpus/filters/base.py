@@ -33,6 +33,17 @@ def check_range(section: str, name: str, value: float, low: float, high: float) 
         raise ValueError(f"{section}.{name} must be in [{low}, {high}], got {value}")
 
 
+def check_bounds(config, low: str, high: str) -> None:
+    """A lower bound must not exceed its upper bound (min_words <= max_words)."""
+    if getattr(config, low) > getattr(config, high):
+        raise ValueError(f"{config.SECTION}.{low} ({getattr(config, low)}) > {high} ({getattr(config, high)})")
+
+
+def record_signals(document, values: dict) -> None:
+    """Measured values into `signals`; None means "not measured for this document" and is left out."""
+    document.signals.update({key: value for key, value in values.items() if value is not None})
+
+
 class FilterStage(Stage):
     """A stage whose paragraph removals are declared too (`removal_reasons`, recorded as "<name>.<rule>")."""
 

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from omnicorpus.document import Document
 from omnicorpus.filters import text as measure
-from omnicorpus.filters.base import FilterConfig, FilterStage, check_range
+from omnicorpus.filters.base import FilterConfig, FilterStage, check_bounds, check_range, record_signals
 from omnicorpus.filters.quality import first_failure
 
 
@@ -44,10 +44,8 @@ class DocumentRulesConfig(FilterConfig):
     def __post_init__(self):
         super().__post_init__()
         check_range(self.SECTION, "min_stop_word_ratio", self.min_stop_word_ratio, 0.0, 1.0)
-        if self.min_words > self.max_words:
-            raise ValueError(f"{self.SECTION}.min_words ({self.min_words}) > max_words ({self.max_words})")
-        if self.min_images > self.max_images:
-            raise ValueError(f"{self.SECTION}.min_images ({self.min_images}) > max_images ({self.max_images})")
+        check_bounds(self, "min_words", "max_words")
+        check_bounds(self, "min_images", "max_images")
 
 
 class DocumentRules(FilterStage):
@@ -64,8 +62,7 @@ class DocumentRules(FilterStage):
         count = len(tokens)
         images = document.num_images
         paragraph_words = [len(measure.words(block)) for block in measure.paragraphs(text)] or [0]
-        stop_list = measure.stop_words_for(document.language, tokens)
-        stop_words = measure.distinct_stop_words(tokens, stop_list) if stop_list is not None else None
+        stop_words = measure.stop_word_count(document.language, tokens)
         ratio_applies = document.language in config.stop_word_ratio_languages
         values = {
             "final_words": count,
@@ -76,7 +73,7 @@ class DocumentRules(FilterStage):
             "longest_paragraph_words": max(paragraph_words),
             "mean_paragraph_words": sum(paragraph_words) / len(paragraph_words),
         }
-        document.signals.update({key: value for key, value in values.items() if value is not None})
+        record_signals(document, values)
         checks = (
             ("too_few_words", count < config.min_words),
             ("too_many_words", count > config.max_words),

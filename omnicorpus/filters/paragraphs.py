@@ -21,8 +21,8 @@ from typing import ClassVar
 
 from omnicorpus.document import Document
 from omnicorpus.filters import text as measure
-from omnicorpus.filters.base import (FilterConfig, FilterStage, Paragraph, check_range, document_paragraphs,
-                                     remove_paragraphs)
+from omnicorpus.filters.base import (FilterConfig, FilterStage, Paragraph, check_bounds, check_range,
+                                     document_paragraphs, remove_paragraphs)
 
 CONTENT_RULES = ("policy_notice", "javascript_notice", "call_to_action", "share_counter", "read_more",
                  "advertisement", "download_link", "image_credit", "link_only")
@@ -124,8 +124,7 @@ class ParagraphRulesConfig(FilterConfig):
                      "max_character_repetition_ratio", "max_word_repetition_ratio", "min_stop_word_ratio",
                      "min_punctuation_ratio"):
             check_range(self.SECTION, name, getattr(self, name), 0.0, 1.0)
-        if self.min_words > self.max_words:
-            raise ValueError(f"{self.SECTION}.min_words ({self.min_words}) > max_words ({self.max_words})")
+        check_bounds(self, "min_words", "max_words")
 
 
 @dataclass

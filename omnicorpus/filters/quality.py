@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from omnicorpus.document import Document
 from omnicorpus.filters import text as measure
-from omnicorpus.filters.base import FilterConfig, FilterStage, check_range
+from omnicorpus.filters.base import FilterConfig, FilterStage, check_bounds, check_range, record_signals
 
 _BULLETS = ("•", "-", "*", "·", "‣", "◦", "●")
 _ELLIPSES = ("...", "…")
@@ -51,8 +51,7 @@ class GopherQualityConfig(FilterConfig):
         for name in ("max_symbol_word_ratio", "max_bullet_lines_ratio", "max_ellipsis_lines_ratio",
                      "min_alpha_words_ratio"):
             check_range(self.SECTION, name, getattr(self, name), 0.0, 1.0)
-        if self.min_words > self.max_words:
-            raise ValueError(f"{self.SECTION}.min_words ({self.min_words}) > max_words ({self.max_words})")
+        check_bounds(self, "min_words", "max_words")
 
 
 class GopherQualityFilter(FilterStage):
@@ -71,8 +70,7 @@ class GopherQualityFilter(FilterStage):
         cjk = measure.is_cjk(tokens)
         mean_length = sum(len(token) for token in tokens) / count if count else 0.0
         symbols = text.count("#") + sum(text.count(ellipsis) for ellipsis in _ELLIPSES)
-        stop_list = measure.stop_words_for(document.language, tokens)
-        stop_words = measure.distinct_stop_words(tokens, stop_list) if stop_list is not None else None
+        stop_words = measure.stop_word_count(document.language, tokens)
         values = {
             "words": count,
             "mean_word_length": mean_length,
@@ -82,7 +80,7 @@ class GopherQualityFilter(FilterStage):
             "alpha_words_ratio": sum(any(c.isalpha() for c in token) for token in tokens) / max(count, 1),
             "stop_words": stop_words,
         }
-        document.signals.update({key: value for key, value in values.items() if value is not None})
+        record_signals(document, values)
         checks = (
             ("too_few_words", count < config.min_words),
             ("too_many_words", count > config.max_words),

@@ -83,6 +83,12 @@ def stop_words_for(language: str | None, tokens: list[str]) -> frozenset[str] | 
     return None
 
 
+def stop_word_count(language: str | None, tokens: list[str]) -> int | None:
+    """Distinct stop words of the document's language among its words; None when the language has no list."""
+    stop_words = stop_words_for(language, tokens)
+    return None if stop_words is None else distinct_stop_words(tokens, stop_words)
+
+
 def distinct_stop_words(tokens: list[str], stop_words: frozenset[str]) -> int:
     """Distinct stop words among the tokens; Chinese entries of two characters match adjacent characters."""
     found = {token.lower() for token in tokens if token.lower() in stop_words}
