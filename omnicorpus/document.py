@@ -101,18 +101,29 @@ class Document:
     def remove_slot(self, position: int, reason: str) -> None:
         """Remove slot `position`, record it in `removed`, and restore the invariants."""
         text, image = self.texts[position], self.images[position]
-        self.removed.append(
-            {
-                "position": position,
-                "kind": "text" if text is not None else "image",
-                "reason": reason,
-                "text": text,
-                "image_url": image,
-            }
-        )
+        self._record_removal(position, "text" if text is not None else "image", reason, text, image)
         for slots in (self.texts, self.images, self.image_info, self.image_bytes):
             del slots[position]
         self.normalize_slots()
+
+    def remove_paragraph(self, position: int, index: int, reason: str) -> None:
+        """Remove block `index` of text slot `position`, record it, and restore the invariants.
+
+        A slot left empty disappears. To remove several blocks, go from the last to the first: the positions
+        and indexes of the earlier ones then stay valid.
+        """
+        text = self.texts[position]
+        if text is None:
+            raise ValueError(f"slot {position} is an image, not text")
+        blocks = text.split(TEXT_BLOCK_SEPARATOR)
+        paragraph = blocks.pop(index)
+        self._record_removal(position, "text", reason, paragraph, None)
+        self.texts[position] = TEXT_BLOCK_SEPARATOR.join(blocks)
+        self.normalize_slots()
+
+    def _record_removal(self, position, kind, reason, text, image_url) -> None:
+        self.removed.append({"position": position, "kind": kind, "reason": reason, "text": text,
+                             "image_url": image_url})
 
     def normalize_slots(self) -> None:
         """Drop empty text slots and merge adjacent ones (after removals or edits)."""

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import omnicorpus
-from omnicorpus import schema
+from omnicorpus import filters, schema
 from omnicorpus.config import PipelineConfig
 from omnicorpus.document import Document, from_table
 from omnicorpus.extract.html import ExtractStage
@@ -132,7 +132,8 @@ class ReadFailure(Exception):
 
 def stage_classes(config: PipelineConfig) -> list[type[Stage]]:
     """Every stage class a run with this config may use, in pipeline order."""
-    return [ReadStage, ExtractStage]
+    return [ReadStage, ExtractStage, *filters.preliminary_stage_classes(config),
+            *filters.detail_stage_classes(config)]
 
 
 def run_schema(config: PipelineConfig) -> pa.Schema:
@@ -158,7 +159,7 @@ def extract_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
         return read_json(done)
     config = context.config
     reader = WarcReader(unit.path, config.read)
-    stages = [ReadStage(), ExtractStage(config.extract)]
+    stages = [ReadStage(), ExtractStage(config.extract), *filters.preliminary_stages(config)]
     stats = {stage.name: StageStats() for stage in stages}
     kept: list[Document] = []
     rejected: list[Document] = []
@@ -280,10 +281,19 @@ def read_phase_documents(context: RunContext, phase: str, unit: Unit) -> list[Do
     return from_table(pq.read_table(context.unit_file(phase, unit, "docs.parquet")))
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Phase: detail (paragraph and document text filters, the classifier score)
+
+
+def detail_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
+    return transform_unit(context, "detail", unit, stage_transform(filters.detail_stages))
+
+
 # Every phase of a run, in order. Later phases read the documents the previous enabled phase kept.
 PHASES: tuple[Phase, ...] = (
     Phase("extract", extract_unit),
     Phase("images", images_unit),
+    Phase("detail", detail_unit, enabled=filters.detail_enabled),
 )
 
 

@@ -11,6 +11,26 @@ from warcio.warcwriter import WARCWriter
 
 from omnicorpus.document import Document, document_id, new_image_info
 
+# Config overrides that switch every text filter off: for tests about extraction, images or shards that use
+# pages the filters would rightly drop (a product grid, a synthetic page repeating one sentence).
+NO_TEXT_FILTERS = {f"filter.{section}.enabled": False for section in (
+    "language", "gopher_quality", "gopher_repetition", "c4", "paragraph_language", "paragraphs", "document",
+    "classifier")}
+
+# Ten distinct, ordinary English sentences (about 150 words): passes every rule on its own.
+SENTENCES = [
+    "The museum opened its new wing to visitors on a rainy Saturday morning in early spring.",
+    "Curators spent three years restoring the paintings that had been stored in the basement.",
+    "Each room follows a single theme, from early portraits to landscapes of the northern coast.",
+    "A small cafe near the entrance serves coffee and cakes baked by a family from the village.",
+    "School groups can book a guided tour that lasts about an hour and ends in the workshop.",
+    "The director said that the collection would travel to two other cities later this year.",
+    "Several works were lent by private owners who asked that their names not be published.",
+    "Visitors with a yearly pass may enter through the side door without waiting in line.",
+    "The building itself was designed by an architect who grew up only a few streets away.",
+    "On Friday evenings the galleries stay open late and local musicians play in the courtyard.",
+]
+
 
 def make_document(*slots: str, url: str = "https://example.org/page", doc_id: str | None = None,
                   **fields) -> Document:
