@@ -120,10 +120,11 @@ def run_stage(stage: Stage, item: Any, stats: StageStats, on_error_document) -> 
         document = item if isinstance(item, Document) else on_error_document(item)
         document.drop_reason = stage.reason_code(result)
         stats.dropped[document.drop_reason] += 1
+        # Elements the stage removed before dropping the document are in its `removed` column: count them too.
+        stats.removed.update(element["reason"] for element in document.removed[removed_before:])
         return None, document
     if isinstance(result, Document):
-        for element in result.removed[removed_before:]:
-            stats.removed[element["reason"]] += 1
+        stats.removed.update(element["reason"] for element in result.removed[removed_before:])
     stats.kept += 1
     return result, None
 

@@ -44,3 +44,21 @@ def test_text_property_skips_images():
     document = make_document("One.", "img:https://example.org/a.jpg", "Two.")
     assert document.text == "One.\n\nTwo."
     assert document.num_images == 1
+
+
+def test_removals_before_a_drop_are_counted():
+    from omnicorpus.stage import Stage, StageStats, run_stage
+
+    class RemoveThenDrop(Stage):
+        name = "filter.paragraphs"
+        reasons = ("no_text_left",)
+
+        def process(self, document):
+            document.remove_slot(0, "filter.paragraphs.too_few_words")
+            return "no_text_left"
+
+    stats = StageStats()
+    kept, rejected = run_stage(RemoveThenDrop(None), make_document("Hi.", "img:https://example.org/a.jpg"), stats, None)
+    assert kept is None and rejected.drop_reason == "filter.paragraphs.no_text_left"
+    assert stats.removed == {"filter.paragraphs.too_few_words": 1}
+    assert stats.dropped == {"filter.paragraphs.no_text_left": 1}
