@@ -90,6 +90,8 @@ def test_samples_are_reproducible_from_their_seed_and_page_through_everything(gr
     ({"domain": "site2.example"}, lambda n: n % 5 == 2),
     ({"url": "PAGE/1"}, lambda n: str(n).startswith("1")),
     ({"q": "CATS paragraph"}, lambda n: n % 2 == 1),
+    ({"q": "cats. (x"}, lambda n: False),  # punctuation is matched literally, not as a pattern
+    ({"q": "dogs."}, lambda n: n % 2 == 0),
     ({"min_images": "2", "max_images": "2"}, lambda n: n % 4 == 2),
     ({"min.quality": "0.1", "max.quality": "0.195"}, lambda n: 10 <= n <= 19),
     ({"reason": "extract.no_text"}, lambda n: n < 40 or n % 2 == 0),  # narrows the rejected column only

@@ -126,6 +126,7 @@ class Browser:
         self.runs = self.catalog.runs
         self.labels = LabelBook(self.runs, labels_path)
         self.form_token = secrets.token_urlsafe(24)
+        threading.Thread(target=self._compute_overviews, daemon=True, name="overviews").start()
         self._seed_lock = threading.Lock()
         self._routes: list[tuple[str, tuple[str, ...], Callable[..., Response]]] = [
             ("GET", (), self.index),
@@ -141,6 +142,14 @@ class Browser:
             ("GET", ("run", "*", "image", "*", "*"), self.image),
             ("GET", ("run", "*", "file", "**"), self.file),
         ]
+
+    def _compute_overviews(self) -> None:
+        """Compute the overviews now, in the background: on a large run the first one takes seconds."""
+        for run in self.runs:
+            try:
+                self.catalog.overview(run)
+            except Exception:  # the page that needs it will show the error
+                log.exception("cannot compute the overview of %s", run.root)
 
     def handle(self, method: str, segments: list[str], params: dict[str, str], form: dict[str, str]) -> Response:
         for route_method, pattern, handler in self._routes:
