@@ -384,3 +384,45 @@ def test_comparing_two_runs_counts_fates_by_document(grid_run, tmp_path):
     assert counts[("kept", "extract.no_text")] == 1
     assert counts[("kept", "absent")] == 39 and sum(counts.values()) == 60
     assert (f"{1:024x}", "https://site1.example/page/1", "kept", "extract.no_text") in changed
+
+
+def test_runs_without_shards_or_stats_still_render(tmp_path):
+    dropped = make_document("Only text.", url="https://example.org/a")
+    dropped.drop_reason = "extract.no_image"
+    folder = write_run(tmp_path / "out", [], [dropped])
+    for name in ("stats.json", "run.json", "_SUCCESS"):
+        (folder / name).unlink()
+    with serving([folder], tmp_path / "labels.sqlite") as url:
+        for target in ("/", "/run/0/", "/run/0/samples?seed=2", f"/run/0/doc/{dropped.id}", "/labels"):
+            status, _, body = raw_request(url, target)
+            assert status == 200, (target, body[:300])
+        assert "no _SUCCESS" in raw_request(url, "/run/0/")[2].decode()
+        assert raw_request(url, f"/run/0/image/{dropped.id}/0")[0] == 404
+    with pytest.raises(FileNotFoundError, match="no Parquet files"):
+        Catalog([tmp_path])
+
+
+def test_the_command_serves_until_stopped(grid_run, tmp_path):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "omnicorpus.cli", "browse", str(grid_run), "--port", "0",
+               "--labels", str(tmp_path / "labels.sqlite")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent)
+    try:
+        line = process.stdout.readline()
+        assert "serving 1 run(s) at http://127.0.0.1:" in line, line
+        url = line.split(" at ")[1].split()[0]
+        status, _, body = raw_request(url, "/run/0/")
+        assert status == 200 and b"Funnel" in body
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_host_checks_apply_on_loopback_only():
+    from omnicorpus.browse.server import _allowed_hosts
+
+    assert "localhost:8765" in _allowed_hosts("127.0.0.1", 8765)
+    assert "[::1]:80" in _allowed_hosts("::1", 80)
+    assert _allowed_hosts("0.0.0.0", 8765) is None

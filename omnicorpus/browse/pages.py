@@ -42,9 +42,12 @@ def page(title: str, body: Markup, runs: list[Run], current: Run | None = None) 
 
 
 def run_url(run: Run, *parts: str, params: Iterable[tuple[str, str]] = ()) -> str:
+    """`/run/N/` for the overview, `/run/N/part/...` below it; every part percent-encoded."""
     path = "/run/" + "/".join([str(run.index), *(quote(part, safe="") for part in parts)])
+    if not parts:
+        path += "/"
     query = urlencode(list(params))
-    return path + ("?" + query if query else "") if parts else path + "/" + ("?" + query if query else "")
+    return path + "?" + query if query else path
 
 
 def document_url(run: Run, document_id: str) -> str:
@@ -66,9 +69,11 @@ def _number(value: Any) -> str:
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[Any]], css_class: str = "") -> Markup:
+    header = list(header)
     head = join(html("<th>{}</th>", cell) for cell in header)
     body = join(html("<tr>{}</tr>", join(html("<td>{}</td>", cell if isinstance(cell, Markup) else _number(cell))
                                          for cell in row)) for row in rows)
+    body = body or html('<tr><td colspan="{}" class="empty">none</td></tr>', len(header))
     return html('<table class="{}"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', css_class, head, body)
 
 
@@ -124,7 +129,7 @@ def compare_page(first: Run, second: Run, transitions: list[tuple], changed: lis
                 '<h2>Documents whose fate changed</h2><p>A seeded sample of at most 50.</p>{}',
                 first.index, first.name, second.index, second.name, choose,
                 _table([f"#{first.index} {first.name}", f"#{second.index} {second.name}", "documents"], rows,
-                       "numbers"),
+                       "counts"),
                 _table([f"#{first.index}", f"#{second.index}", "url"], changed_rows))
 
 

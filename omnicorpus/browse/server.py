@@ -156,14 +156,14 @@ class Browser:
             arguments = _match(pattern, segments)
             if arguments is not None and route_method == method:
                 return handler(*arguments, params=params, form=form)
-        return self._error(HTTPStatus.NOT_FOUND, "no such page")
+        return self.error_response(HTTPStatus.NOT_FOUND, "no such page")
 
     # -- helpers -------------------------------------------------------------------------------------
 
     def _html(self, title: str, body, current: Run | None = None, status: int = 200) -> Response:
         return Response(status, pages.page(title, body, self.runs, current), headers={"Cache-Control": "no-store"})
 
-    def _error(self, status: int, message: str) -> Response:
+    def error_response(self, status: int, message: str) -> Response:
         return self._html(str(status), pages.error_page(status, message), status=status)
 
     def _run(self, text: str) -> Run:
@@ -239,7 +239,7 @@ class Browser:
         if not target.is_relative_to(run.root) or target == run.root:
             raise Refused(HTTPStatus.FORBIDDEN, "refused: that path is outside the run's folder")
         if not target.is_file():
-            return self._error(HTTPStatus.NOT_FOUND, "no such file in the run's folder")
+            return self.error_response(HTTPStatus.NOT_FOUND, "no such file in the run's folder")
         if target.suffix == ".json":
             return Response(HTTPStatus.OK, target.read_bytes(), "application/json")
         return Response(HTTPStatus.OK, target.read_bytes(), "application/octet-stream",
@@ -247,7 +247,7 @@ class Browser:
 
     def compare(self, params, form) -> Response:
         if len(self.runs) < 2:
-            return self._error(HTTPStatus.NOT_FOUND, "open two or more runs to compare them")
+            return self.error_response(HTTPStatus.NOT_FOUND, "open two or more runs to compare them")
         first = self._run(params.get("a", "0"))
         second = self._run(params.get("b", "1"))
         transitions, changed = self.catalog.compare(first, second)
@@ -272,11 +272,11 @@ class Browser:
         if name == "false-positives.csv":
             return Response(HTTPStatus.OK, false_positive_csv(false_positive_table(labels)).encode(),
                             "text/csv; charset=utf-8", {"Content-Disposition": "inline; filename=false-positives.csv"})
-        return self._error(HTTPStatus.NOT_FOUND, "no such export")
+        return self.error_response(HTTPStatus.NOT_FOUND, "no such export")
 
     def static(self, name, params, form) -> Response:
         if name not in STATIC_FILES:
-            return self._error(HTTPStatus.NOT_FOUND, "no such file")
+            return self.error_response(HTTPStatus.NOT_FOUND, "no such file")
         return Response(HTTPStatus.OK, (STATIC / name).read_bytes(), STATIC_FILES[name],
                         {"Cache-Control": "max-age=300"})
 
@@ -356,14 +356,14 @@ class RequestHandler(BaseHTTPRequestHandler):
             form = self._read_form() if method == "POST" else {}
             response = app.handle(method, segments, params, form)
         except Refused as refused:
-            response = app._error(refused.status, str(refused))
+            response = app.error_response(refused.status, str(refused))
         except NotFound as missing:
-            response = app._error(HTTPStatus.NOT_FOUND, str(missing))
+            response = app.error_response(HTTPStatus.NOT_FOUND, str(missing))
         except (QueryError, LabelError) as error:
-            response = app._error(HTTPStatus.BAD_REQUEST, str(error))
+            response = app.error_response(HTTPStatus.BAD_REQUEST, str(error))
         except Exception:  # a bug or a broken file must not kill the server; the log has the trace
             log.exception("error serving %s %s", method, self.path)
-            response = app._error(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; see the server's log")
+            response = app.error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; see the server's log")
         self._send(response)
 
     def _check_host(self) -> None:
