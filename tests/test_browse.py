@@ -285,6 +285,9 @@ def test_only_files_under_the_run_folder_are_served(server, grid_run, tmp_path):
     finally:
         link.unlink()
     assert raw_request(server, "/run/0/file/nothing.json")[0] == 404
+    status, headers, body = raw_request(server, "/run/0/file/shards/shard-00000.parquet")
+    assert status == 200 and body == (grid_run / "shards" / "shard-00000.parquet").read_bytes()
+    assert headers["content-disposition"].startswith("attachment")
     assert raw_request(server, "/run/7/")[0] == 404
 
 

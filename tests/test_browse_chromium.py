@@ -106,7 +106,8 @@ def test_overview_renders_its_charts(browser, site, example_run):
         bars = chart.find_elements(By.CSS_SELECTOR, "rect.bar")
         assert bars and all(bar.size["width"] >= 1 for bar in bars), chart.text
     funnel = example_run.stats["funnel"]
-    assert f"{funnel['input']} documents in, {funnel['kept']} kept" in browser.find_element(By.CLASS_NAME, "summary").text
+    summary = browser.find_element(By.CLASS_NAME, "summary").text
+    assert f"{funnel['input']} documents in, {funnel['kept']} kept" in summary
     drop_chart = charts[1].find_element(By.TAG_NAME, "svg")
     assert "read.duplicate_capture" in drop_chart.text
     # The bar of the funnel's first stage is as long as its input: kept + dropped segments.

@@ -189,7 +189,8 @@ def overview_page(run: Run, overview: Overview, unit_stats: list[dict[str, Any]]
 def _unit_row(unit: dict[str, Any]) -> list[Any]:
     """One line of stats/<unit>.json: documents into the first stage, out of the last, drops on the way."""
     stages = list((unit.get("stages") or {}).values())
-    dropped = ", ".join(f"{reason} {count}" for stage in stages for reason, count in (stage.get("dropped") or {}).items())
+    dropped = ", ".join(f"{reason} {count}" for stage in stages
+                        for reason, count in (stage.get("dropped") or {}).items())
     return [unit.get("unit"), unit.get("input"), stages[0].get("input") if stages else "",
             stages[-1].get("kept") if stages else "", dropped or "-"]
 
@@ -241,8 +242,8 @@ def _filter_form(run: Run, overview: Overview, query: SampleQuery) -> Markup:
     for name in run.numeric_signals:
         low, high = signal_values.get(name, (None, None))
         seen = overview.signal_ranges.get(name, (None, None))
-        signal_inputs.append(html('<label class="range">{} {} – {}</label>', name,
-                                  number_input(f"min.{name}", low, seen[0]), number_input(f"max.{name}", high, seen[1])))
+        inputs = (number_input(f"min.{name}", low, seen[0]), number_input(f"max.{name}", high, seen[1]))
+        signal_inputs.append(html('<label class="range">{} {} – {}</label>', name, *inputs))
     return html(
         '<form method="get" action="{}" class="filters" id="filters">'
         '<input type="hidden" name="seed" value="{}">'
@@ -279,9 +280,11 @@ def _sample_column(run: Run, sample_page: SamplePage) -> Markup:
         reason = html('<span class="reason">{}</span>', card.drop_reason) if card.drop_reason else ""
         cards.append(html(
             '<article class="card {}" data-id="{}"><h3><a href="{}">{}</a></h3>'
-            '<p class="meta">{} · {} · {} · {} images · {} chars {}</p><p class="url">{}</p><p class="snippet">{}</p>'
+            '<p class="meta">{} · {} · {} · {} images · {} chars {}</p>'
+            '<p class="url">{}</p><p class="snippet">{}</p>'
             '</article>',
-            card.status, card.id, document_url(run, card.id), card.title or card.url or card.id, card.domain or NO_VALUE,
+            card.status, card.id, document_url(run, card.id), card.title or card.url or card.id,
+            card.domain or NO_VALUE,
             card.language or NO_VALUE, card.id, card.image_count, _number(card.text_chars), reason,
             card.url or "", card.snippet))
     empty = html('<p class="empty">no {} document matches</p>', sample_page.status) if not cards else ""
@@ -372,9 +375,12 @@ def _image(run: Run, document: dict[str, Any], slot: int) -> Markup:
 
 
 def _label_form(run: Run, document: dict[str, Any], label: Label | None, token: str, reasons: list[str]) -> Markup:
-    current = (html('<p class="current-label">labelled <b class="label-{}">{}</b> {}{}</p>', label.label, label.label,
-                    html("· rule {} ", label.rule) if label.rule else "", html("· {}", label.note) if label.note else "")
-               if label else html('<p class="current-label">not labelled</p>'))
+    if label is None:
+        current = html('<p class="current-label">not labelled</p>')
+    else:
+        current = html('<p class="current-label">labelled <b class="label-{}">{}</b> {}{}</p>', label.label,
+                       label.label, html("· rule {} ", label.rule) if label.rule else "",
+                       html("· {}", label.note) if label.note else "")
     buttons = join(html('<button type="submit" name="label" value="{}" class="label-{}">{}</button>', value, value,
                         value) for value in (*LABELS, "clear"))
     rules = join(html('<option value="{}">', reason) for reason in reasons)

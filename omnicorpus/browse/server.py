@@ -16,6 +16,7 @@ import ipaddress
 import json
 import logging
 import secrets
+import shutil
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ SECURITY_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 MAX_FORM_BYTES = 64 * 1024  # a label form is a few hundred bytes
+FILE_CHUNK_BYTES = 1024 * 1024
 STATIC = Path(__file__).parent / "static"
 STATIC_FILES = {"style.css": "text/css; charset=utf-8"}
 # Image types a browser shows, recognised by their first bytes (the stored `format` is not trusted).
@@ -66,6 +68,7 @@ class Response:
     body: bytes
     content_type: str = "text/html; charset=utf-8"
     headers: dict[str, str] = field(default_factory=dict)
+    file: Path | None = None  # sent instead of `body`, in chunks (a shard can be hundreds of MB)
 
 
 def image_type(data: bytes) -> str | None:
@@ -127,7 +130,6 @@ class Browser:
         self.labels = LabelBook(self.runs, labels_path)
         self.form_token = secrets.token_urlsafe(24)
         threading.Thread(target=self._compute_overviews, daemon=True, name="overviews").start()
-        self._seed_lock = threading.Lock()
         self._routes: list[tuple[str, tuple[str, ...], Callable[..., Response]]] = [
             ("GET", (), self.index),
             ("GET", ("static", "*"), self.static),
@@ -186,9 +188,7 @@ class Browser:
         run = self._run(run_text)
         if not params.get("seed"):
             # Every sample page has a seed in its address, so the link reproduces it.
-            with self._seed_lock:
-                seed = secrets.randbelow(1_000_000)
-            query = SampleQuery.from_params(params, run, seed)
+            query = SampleQuery.from_params(params, run, default_seed=secrets.randbelow(1_000_000))
             return Response(HTTPStatus.SEE_OTHER, b"", headers={
                 "Location": pages.run_url(run, "samples", params=query.to_params())})
         query = SampleQuery.from_params(params, run, 0)
@@ -241,9 +241,9 @@ class Browser:
         if not target.is_file():
             return self.error_response(HTTPStatus.NOT_FOUND, "no such file in the run's folder")
         if target.suffix == ".json":
-            return Response(HTTPStatus.OK, target.read_bytes(), "application/json")
-        return Response(HTTPStatus.OK, target.read_bytes(), "application/octet-stream",
-                        {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(target.name)}"})
+            return Response(HTTPStatus.OK, b"", "application/json", file=target)
+        return Response(HTTPStatus.OK, b"", "application/octet-stream",
+                        {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(target.name)}"}, file=target)
 
     def compare(self, params, form) -> Response:
         if len(self.runs) < 2:
@@ -382,13 +382,17 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
-        headers = {**SECURITY_HEADERS, "Content-Type": response.content_type,
-                   "Content-Length": str(len(response.body)), **response.headers}
+        length = response.file.stat().st_size if response.file is not None else len(response.body)
+        headers = {**SECURITY_HEADERS, "Content-Type": response.content_type, "Content-Length": str(length),
+                   **response.headers}
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        if self.command != "HEAD":
+        if response.file is None:
             self.wfile.write(response.body)
+            return
+        with response.file.open("rb") as source:
+            shutil.copyfileobj(source, self.wfile, FILE_CHUNK_BYTES)
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's signature)
         log.debug("%s %s", self.address_string(), format % args)
