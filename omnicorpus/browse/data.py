@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 20  # sample cards per column and page
 SNIPPET_CHARS = 280  # text shown on a sample card
 TOP_DOMAINS = 15  # rows of the domain chart
+LOCATIONS_REMEMBERED = 10_000  # document id -> (file, row) pairs kept for the image requests of a page
 # Bucket edges of the histograms; the last bucket is open-ended.
 IMAGE_BUCKETS = (0, 1, 2, 3, 4, 5, 10, 20, 50)
 TEXT_CHAR_BUCKETS = (0, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000)
@@ -295,6 +296,7 @@ class Catalog:
             self._connection.execute(self._view_sql(run))
         self._lock_down()
         self._overviews: dict[int, Overview] = {}
+        self._locations: dict[tuple[int, str], tuple[str, int, str]] = {}
         self._overview_lock = threading.Lock()
 
     def _view_sql(self, run: Run) -> str:
@@ -391,8 +393,9 @@ class Catalog:
         where, values = query.where(status)
         order = "ORDER BY md5_number(id || ?), id LIMIT ? OFFSET ?"  # md5: the same order in every version
         order_values = [str(query.seed), PAGE_SIZE, query.page * PAGE_SIZE]
-        if len(values) == 1:  # no filter but the status: the overview has the count
-            total = self.overview(run).counts[status]
+        overview = self._overviews.get(run.index)
+        if len(values) == 1 and overview is not None:  # no filter but the status: the overview has the count
+            total = overview.counts[status]
             ranked = [(row[0], total) for row in self._rows(f"SELECT id FROM {run.view} WHERE {where} {order}",
                                                               values + order_values)]
         else:  # one scan gives the page and the number of matches
@@ -411,11 +414,26 @@ class Catalog:
 
     # -- documents -----------------------------------------------------------------------------------
 
+    def _locate(self, run: Run, document_id: str) -> tuple[str, int, str]:
+        """(file, row, status) of a document, found by reading the id column only; remembered, because the
+        page of a document asks again for each of its images."""
+        key = (run.index, document_id)
+        location = self._locations.get(key)
+        if location is None:
+            rows = self._rows(f"SELECT filename, file_row_number, status FROM {run.view} WHERE id = ? LIMIT 1",
+                              [document_id])
+            if not rows:
+                raise NotFound(f"no document {document_id!r} in run {run.name}")
+            if len(self._locations) >= LOCATIONS_REMEMBERED:
+                self._locations.clear()
+            location = self._locations[key] = rows[0]
+        return location
+
     def document(self, run: Run, document_id: str) -> dict[str, Any]:
-        rows = self._dicts(f"SELECT * FROM {run.view} WHERE id = ? LIMIT 1", [document_id])
-        if not rows:
-            raise NotFound(f"no document {document_id!r} in run {run.name}")
-        row = rows[0]
+        """Every column but the pixels, read from the one row group that holds the document."""
+        filename, row_number, status = self._locate(run, document_id)
+        (row,) = self._dicts("SELECT * EXCLUDE (image_bytes), ? AS status FROM read_parquet(?, filename = true, "
+                             "file_row_number = true) WHERE file_row_number = ?", [status, filename, row_number])
         signals = row.get("signals") or {}
         row["signals"] = {key: value for key, value in signals.items() if key != "_none"}
         for name in ("texts", "images", "image_info", "removed"):
@@ -424,10 +442,11 @@ class Catalog:
 
     def image_bytes(self, run: Run, document_id: str, slot: int) -> bytes | None:
         """The encoded image at one slot of a kept document (rejects are written without image bytes)."""
-        if not run.shards or slot < 0:
+        filename, row_number, status = self._locate(run, document_id)
+        if status != "kept" or slot < 0:
             return None
-        rows = self._rows(f"SELECT image_bytes[?] FROM read_parquet({_file_list(run.shards)}, union_by_name = true) "
-                          f"WHERE id = ? LIMIT 1", [slot + 1, document_id])
+        rows = self._rows("SELECT image_bytes[?] FROM read_parquet(?, file_row_number = true) "
+                          "WHERE file_row_number = ?", [slot + 1, filename, row_number])
         return rows[0][0] if rows else None
 
     # -- comparing two runs --------------------------------------------------------------------------
