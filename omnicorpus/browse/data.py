@@ -386,54 +386,73 @@ class Catalog:
     def samples(self, run: Run, query: SampleQuery, status: str) -> SamplePage:
         """A page of documents in a seeded random order: the same query string always gives the same page.
 
-        Two steps, so the costly card columns (text snippet and length) are computed for one page of
-        documents, not for every match: the ids of the page (and the number of matches) first, then the
-        cards of those ids.
+        Two steps, so the card columns (texts above all) are read for one page of documents only: the page's
+        ids with the file and row that hold each (and the number of matches), then those rows.
         """
         where, values = query.where(status)
-        order = "ORDER BY md5_number(id || ?), id LIMIT ? OFFSET ?"  # md5: the same order in every version
+        located = "id, filename, file_row_number"
+        # md5: the same order in every DuckDB version, so a link gives the same sample anywhere.
+        order = f"FROM {run.view} WHERE {where} ORDER BY md5_number(id || ?), id LIMIT ? OFFSET ?"
         order_values = [str(query.seed), PAGE_SIZE, query.page * PAGE_SIZE]
         overview = self._overviews.get(run.index)
         if len(values) == 1 and overview is not None:  # no filter but the status: the overview has the count
             total = overview.counts[status]
-            ranked = [(row[0], total) for row in self._rows(f"SELECT id FROM {run.view} WHERE {where} {order}",
-                                                              values + order_values)]
+            ranked = [(*row, total) for row in self._rows(f"SELECT {located} {order}", values + order_values)]
         else:  # one scan gives the page and the number of matches
-            ranked = self._rows(f"SELECT id, count(*) OVER () FROM {run.view} WHERE {where} {order}",
-                                values + order_values)
+            ranked = self._rows(f"SELECT {located}, count(*) OVER () {order}", values + order_values)
         if not ranked:  # past the last page: still say how many match
             total = self._rows(f"SELECT count(*) FROM {run.view} WHERE {where}", values)[0][0]
             return SamplePage(status, total, [])
-        ids = [row[0] for row in ranked]
-        # Raw columns, summarised here: DuckDB would compute expressions before applying the id filter.
-        rows = self._dicts(
-            f"SELECT id, url, domain, title, language, status, drop_reason, images, texts "
-            f"FROM {run.view} WHERE status = ? AND id IN ({', '.join('?' * len(ids))})", [status, *ids])
-        cards = {row["id"]: _card(row) for row in rows}
-        return SamplePage(status, ranked[0][1], [cards[document_id] for document_id in ids])
+        for document_id, filename, row_number, _ in ranked:
+            self._remember(run, document_id, (filename, row_number, status))
+        rows = self._rows_at([(filename, row_number) for _, filename, row_number, _ in ranked],
+                             "id, url, domain, title, language, drop_reason, images, texts")
+        cards = [_card({**rows[filename, row_number], "status": status})
+                 for _, filename, row_number, _ in ranked]
+        return SamplePage(status, ranked[0][3], cards)
+
+    def _rows_at(self, locations: list[tuple[str, int]], columns: str) -> dict[tuple[str, int], dict[str, Any]]:
+        """Rows by (file, row number), one query per file; DuckDB reads only the row groups that hold them.
+
+        (Filtering a view by a list of ids would read every row group: ids are hashes, so the row groups'
+        min/max statistics cannot rule any out.)
+        """
+        by_file: dict[str, list[int]] = {}
+        for filename, row_number in locations:
+            by_file.setdefault(filename, []).append(row_number)
+        found = {}
+        for filename, row_numbers in by_file.items():
+            for row in self._dicts(f"SELECT {columns}, file_row_number AS _row FROM read_parquet(?, "
+                                   f"file_row_number = true) WHERE file_row_number IN "
+                                   f"({', '.join('?' * len(row_numbers))})", [filename, *row_numbers]):
+                found[filename, row.pop("_row")] = row
+        return found
 
     # -- documents -----------------------------------------------------------------------------------
 
+    def _remember(self, run: Run, document_id: str, location: tuple[str, int, str]) -> None:
+        if len(self._locations) >= LOCATIONS_REMEMBERED:
+            self._locations.clear()
+        self._locations[run.index, document_id] = location
+
     def _locate(self, run: Run, document_id: str) -> tuple[str, int, str]:
-        """(file, row, status) of a document, found by reading the id column only; remembered, because the
-        page of a document asks again for each of its images."""
-        key = (run.index, document_id)
-        location = self._locations.get(key)
+        """(file, row number, status) of a document, found by reading the id column only; remembered, since
+        a document's page asks again for each of its images (and a sample page's cards are remembered too)."""
+        location = self._locations.get((run.index, document_id))
         if location is None:
             rows = self._rows(f"SELECT filename, file_row_number, status FROM {run.view} WHERE id = ? LIMIT 1",
                               [document_id])
             if not rows:
                 raise NotFound(f"no document {document_id!r} in run {run.name}")
-            if len(self._locations) >= LOCATIONS_REMEMBERED:
-                self._locations.clear()
-            location = self._locations[key] = rows[0]
+            location = rows[0]
+            self._remember(run, document_id, location)
         return location
 
     def document(self, run: Run, document_id: str) -> dict[str, Any]:
         """Every column but the pixels, read from the one row group that holds the document."""
         filename, row_number, status = self._locate(run, document_id)
-        (row,) = self._dicts("SELECT * EXCLUDE (image_bytes), ? AS status FROM read_parquet(?, filename = true, "
-                             "file_row_number = true) WHERE file_row_number = ?", [status, filename, row_number])
+        row = self._rows_at([(filename, row_number)], "* EXCLUDE (image_bytes)")[filename, row_number]
+        row.update(status=status, filename=filename, file_row_number=row_number)
         signals = row.get("signals") or {}
         row["signals"] = {key: value for key, value in signals.items() if key != "_none"}
         for name in ("texts", "images", "image_info", "removed"):
