@@ -59,6 +59,8 @@ def samples_url(run: Run, **filters: str) -> str:
 
 
 def _number(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:,.4g}"
     if isinstance(value, int):
