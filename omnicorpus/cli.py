@@ -10,6 +10,7 @@ from pathlib import Path
 
 from omnicorpus import __version__
 from omnicorpus.filters import classifier
+from omnicorpus.browse import add_parser as add_browse_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=_show)
 
     classifier.add_parser(commands)
+    add_browse_parser(commands)
     return parser
 
 
