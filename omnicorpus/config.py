@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omnicorpus.extract.html import ExtractConfig
-from omnicorpus.images.resolve import ImagesConfig
+from omnicorpus.images.config import ImageFrequencyConfig, ImagesConfig
 from omnicorpus.io.warc import ReadConfig
 from omnicorpus.schema import _data_dir
 
@@ -81,6 +81,7 @@ class PipelineConfig:
     read: ReadConfig = field(default_factory=ReadConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    image_frequency: ImageFrequencyConfig = field(default_factory=ImageFrequencyConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
 
     def to_dict(self) -> dict[str, Any]:
