@@ -1,8 +1,9 @@
-"""A real HTTP server on 127.0.0.1 (port 0) serving test images and the fault modes the fetcher must survive.
+"""A real HTTP(S) server on 127.0.0.1 (port 0) serving test images and the fault modes the fetcher must survive.
 
 Routes (everything else is 404):
   /img/<name>               a registered image with its Content-Type
-  /robots.txt               the `robots` text given to the server (default: disallow /private/)
+  /robots.txt               the `robots` text given to the server (default: disallow /private/), answered
+                            with `robots_status`
   /private/<name>           the image, but robots.txt disallows it
   /noai/<name>              the image with `X-Robots-Tag: noai`
   /noimageai-for-us/<name>  the image with `X-Robots-Tag: omnicorpus: noimageai`
@@ -19,7 +20,7 @@ Routes (everything else is 404):
   /loop                     302 to itself
   /redirect/<n>/<name>      n redirects, then /img/<name>
   /to/<url-quoted target>   302 to any URL (e.g. a private address)
-  /page.html                an HTML page where an image was expected
+  /page.html, /html/<name>  an HTML page where an image was expected (a soft 404)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 HUGE_BYTES = 200 * 1024 * 1024
 CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif",
@@ -37,18 +38,29 @@ CONTENT_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", 
 
 class ImageServer:
     def __init__(self, images: dict[str, bytes] | None = None, robots: str = "User-agent: *\nDisallow: /private/\n",
-                 slow_s: float = 0.2, flaky_failures: int = 1):
+                 slow_s: float = 0.2, flaky_failures: int = 1, tls: tuple[str, str] | None = None,
+                 robots_status: int = 200):
         self.images = dict(images or {})
         self.robots = robots
+        self.robots_status = robots_status
         self.slow_s = slow_s
         self.flaky_failures = flaky_failures
         self.hits: Counter = Counter()
+        self.request_headers: dict[str, dict[str, str]] = {}  # the last request's headers, by path
         self.bytes_sent: Counter = Counter()
         self.active = 0
         self.max_active = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # (certificate file, key file)
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -56,7 +68,7 @@ class ImageServer:
         return self._server.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def __enter__(self) -> "ImageServer":
         self._thread.start()
@@ -66,9 +78,10 @@ class ImageServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _enter(self, path: str) -> None:
+    def _enter(self, path: str, headers) -> None:
         with self._lock:
             self.hits[path] += 1
+            self.request_headers[path] = dict(headers)
             self.active += 1
             self.max_active = max(self.max_active, self.active)
 
@@ -85,7 +98,7 @@ def _handler_for(server: ImageServer):
             pass
 
         def do_GET(self):
-            server._enter(self.path)
+            server._enter(self.path, self.headers)
             try:
                 self._route(self.path)
             except (BrokenPipeError, ConnectionResetError):
@@ -114,10 +127,10 @@ def _handler_for(server: ImageServer):
             self._send(200, data, CONTENT_TYPES.get(name.rsplit(".", 1)[-1].lower(), "image/jpeg"), headers)
 
         def _route(self, path: str):
-            parts = path.lstrip("/").split("/", 1)
+            parts = urlsplit(path).path.lstrip("/").split("/", 1)  # a query string only makes URLs distinct
             head, rest = parts[0], (parts[1] if len(parts) > 1 else "")
             if head == "robots.txt":
-                return self._send(200, server.robots.encode(), "text/plain")
+                return self._send(server.robots_status, server.robots.encode(), "text/plain")
             if head in ("img", "private"):
                 return self._image(rest)
             if head == "noai":
@@ -160,7 +173,7 @@ def _handler_for(server: ImageServer):
                 return self._send(302, headers=[("Location", target)])
             if head == "to":
                 return self._send(302, headers=[("Location", unquote(rest))])
-            if head == "page.html":
+            if head in ("page.html", "html"):
                 return self._send(200, b"<html><body>Not an image</body></html>", "text/html; charset=utf-8")
             return self._send(404)
 

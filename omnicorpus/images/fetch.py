@@ -325,9 +325,10 @@ class Fetcher:
             refused = self._refused_target(current)
             if refused is not None:
                 return FetchResult(url, refused[0], final_url=current, error=refused[1])
-            if not robots_file and self.config.obey_robots and not await self._robots_allow(current):
-                return FetchResult(url, "blocked_robots", final_url=current,
-                                   error=f"robots.txt disallows {current} for {ROBOTS_TOKEN}")
+            if not robots_file and self.config.obey_robots:
+                refusal = await self._robots_refusal(url, current)
+                if refusal is not None:
+                    return refusal
             self.stats.requests += 1
             try:
                 async with self._session.get(current, allow_redirects=False) as response:
@@ -383,30 +384,40 @@ class Fetcher:
                 return FetchResult(url, "too_large", error=f"body passed images.max_bytes = {limit}", **common)
         return FetchResult(url, OK, data=bytes(body), **common)
 
-    async def _robots_allow(self, url: str) -> bool:
-        parts = urlsplit(url)
+    async def _robots_refusal(self, url: str, current: str) -> FetchResult | None:
+        """None when robots.txt of the hop's origin lets us fetch it; else the failure to report."""
+        parts = urlsplit(current)
         origin = f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"
         task = self._robots.get(origin)
         if task is None:
             task = self._robots[origin] = asyncio.ensure_future(self._load_robots(origin))
-        return (await asyncio.shield(task)).can_fetch(ROBOTS_TOKEN, url)
+        rules, failure = await asyncio.shield(task)
+        if rules.can_fetch(ROBOTS_TOKEN, current):
+            return None
+        if failure is not None and failure.status in ("blocked_address", "tls_error", "bad_url"):
+            # The image request would meet the same refusal: report the cause, not its robots.txt symptom.
+            return replace(failure, url=url, final_url=current, attempts=1, transient=False)
+        reason = f"robots.txt of {origin} unreachable ({failure.status})" if failure else "robots.txt disallows it"
+        return FetchResult(url, "blocked_robots", final_url=current, error=f"{reason}: {current} for {ROBOTS_TOKEN}")
 
-    async def _load_robots(self, origin: str) -> RobotFileParser:
+    async def _load_robots(self, origin: str) -> tuple[RobotFileParser, FetchResult | None]:
+        """The rules of an origin, and the failed fetch when they are "disallow all" for want of a file."""
         self.stats.robots_files += 1
         try:
             async with asyncio.timeout(self.config.total_timeout_s):
                 result = await self._get(f"{origin}/robots.txt", robots_file=True)
         except TimeoutError:
-            result = FetchResult(origin, "timeout")
+            result = FetchResult(f"{origin}/robots.txt", "timeout")
         rules = RobotFileParser()
         if result.status == OK:
             rules.parse(result.data.decode("utf-8", errors="replace").splitlines())
-        elif result.status in ("not_found", "http_4xx") and result.http_status != 429:
+            return rules, None
+        if result.status in ("not_found", "http_4xx") and result.http_status != 429:
             rules.parse([])  # RFC 9309 §2.3.1.3: "unavailable" → no restrictions
-        else:
-            rules.parse(["User-agent: *", "Disallow: /"])  # §2.3.1.4: "unreachable" → complete disallow
-            log.info("robots.txt of %s unreachable (%s): its images are not fetched", origin, result.status)
-        return rules
+            return rules, None
+        rules.parse(["User-agent: *", "Disallow: /"])  # §2.3.1.4: "unreachable" → complete disallow
+        log.info("robots.txt of %s unreachable (%s): its images are not fetched", origin, result.status)
+        return rules, result
 
 
 def _failure(url: str, final_url: str, exc: BaseException, aiohttp) -> FetchResult:

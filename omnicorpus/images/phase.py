@@ -64,6 +64,7 @@ _FACT_FIELDS = ("width", "height", "format", "byte_size", "sha256", "phash", "dh
 
 def fetch_images(context, units, executor) -> None:
     """Plan the URLs each unit still needs, then fetch each of them once, split by host."""
+    _store(context.config.images.store, context.output)  # a bad store path fails here, before any unit
     if not context.config.images.fetch:
         return
     wanted = executor.map(plan_unit_fetches, [(context, unit) for unit in units], "images: plan")
@@ -98,7 +99,7 @@ def plan_unit_fetches(context, unit) -> int:
     held: set[str] = set()
     if config.resolve_from_warc and candidates:
         held |= set(_warc_images(context, unit, candidates, columns=["url"]))
-    store = _store(config.store)
+    store = _store(config.store, context.output)
     if store is not None:
         held |= store.contains(set(candidates) - held)
     urls = [url for url in candidates if url not in held]
@@ -173,7 +174,7 @@ def resolve_images(context, unit, documents):
     if config.resolve_from_warc and needed:
         for url, data in _warc_images(context, unit, needed).items():
             outcomes[url] = ImageOutcome.from_facts(inspect_image(data, config), "warc")
-    store = _store(config.store)
+    store = _store(config.store, context.output)
     if store is not None:
         for url, data in store.get(needed - set(outcomes)).items():
             outcomes[url] = ImageOutcome.from_facts(inspect_image(data, config), "store")
@@ -205,8 +206,8 @@ def _fetched_rows(context, unit, urls) -> list[dict[str, Any]]:
 
 
 @functools.lru_cache(maxsize=4)
-def _store(path: str):
-    """One store object per process and path (a folder store indexes its files once)."""
+def _store(path: str, run_output: str):
+    """One store object per process, store and run (a folder store indexes its files once per run)."""
     return open_store(path)
 
 
