@@ -231,3 +231,27 @@ def test_content_type_and_status_rules():
     assert content_type_verdict("text/html") == "bad_type" and content_type_verdict("image/svg+xml") == "bad_type"
     assert http_status_verdict(410) == ("not_found", False)
     assert http_status_verdict(429) == ("http_4xx", True) and http_status_verdict(503) == ("http_5xx", True)
+
+
+def test_the_scheduler_keeps_order_per_host_limits_and_its_window():
+    import asyncio
+
+    from omnicorpus.images.fetch import _HostQueue
+
+    async def scenario():
+        urls = ["http://x.example/1", "http://x.example/2", "http://y.example/1", "http://y.example/2",
+                "http://y.example/3"]
+        queue = _HostQueue(urls, per_host=1, window=4)
+        assert await queue.take() == (0, "x.example")
+        assert await queue.take() == (2, "y.example")  # x is busy: the next host's first URL
+        await queue.release(2, "y.example")
+        assert await queue.take() == (3, "y.example")
+        await queue.release(3, "y.example")
+        with pytest.raises(TimeoutError):  # y/3 is index 4: not below the first unfinished (0) + window (4)
+            await asyncio.wait_for(queue.take(), 0.05)
+        await queue.release(0, "x.example")
+        assert await queue.take() == (1, "x.example")
+        assert await queue.take() == (4, "y.example")  # 4 < 1 + 4
+        assert queue.left == 0 and await queue.take() is None
+
+    asyncio.run(scenario())

@@ -191,7 +191,7 @@ def _has_alpha(image) -> bool:
 
 def _message(exc: BaseException) -> str:
     # Pillow names the file object ("<_io.BytesIO object at 0x...>"): drop it so messages repeat exactly.
-    return _FILE_OBJECT.sub("the bytes", f"{type(exc).__name__}: {exc}")[:300]
+    return _FILE_OBJECT.sub("(bytes)", f"{type(exc).__name__}: {exc}")[:300]
 
 
 _FILE_OBJECT = re.compile(r"<_io\.BytesIO object at 0x[0-9a-f]+>")

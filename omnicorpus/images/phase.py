@@ -131,7 +131,8 @@ def fetch_partition(context, partition: int, partitions: int, unit_names: list[s
     pending: dict[str, list[dict[str, Any]]] = {name: [] for name in outstanding}
 
     def on_row(row: dict[str, Any]) -> None:
-        # A unit's file is written as soon as its last URL is in, so memory holds unfinished units only.
+        # A unit's file is written as soon as its last URL is in. URLs are fetched in unit order within the
+        # fetcher's window, so the rows held here are bounded by that window, not by the partition's size.
         for name in wanting[row["url"]]:
             pending[name].append(row)
             outstanding[name] -= 1
