@@ -112,10 +112,11 @@ def _run(args) -> int:
 def format_funnel(stats: dict) -> str:
     records = stats["records"]
     lines = [f"records read: {records['total']}  " + ", ".join(f"{k} {v}" for k, v in records["outcome"].items())]
-    lines.append(f"{'stage':<12}{'input':>9}{'kept':>9}  dropped")
+    width = max([12] + [len(name) + 1 for name in stats["stages"]])
+    lines.append(f"{'stage':<{width}}{'input':>9}{'kept':>9}  dropped")
     for name, stage in stats["stages"].items():
         dropped = ", ".join(f"{reason} {count}" for reason, count in stage["dropped"].items()) or "-"
-        lines.append(f"{name:<12}{stage['input']:>9}{stage['kept']:>9}  {dropped}")
+        lines.append(f"{name:<{width}}{stage['input']:>9}{stage['kept']:>9}  {dropped}")
     funnel = stats["funnel"]
     lines.append(f"documents: {funnel['input']} in, {funnel['kept']} kept, "
                  f"{sum(funnel['dropped'].values())} dropped")
