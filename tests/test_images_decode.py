@@ -253,3 +253,16 @@ def test_frequency_keys():
     assert frequency_key("https://a.org/x.jpg", info, "phash") == "phash:" + "ab" * 8
     assert frequency_key("https://a.org/x.jpg", info, "url") == "url:https://a.org/x.jpg"
     assert frequency_key("https://a.org/x.jpg", {}, "phash") == "url:https://a.org/x.jpg"
+
+
+def test_the_docs_list_every_status_and_every_key():
+    import dataclasses
+
+    from tests.conftest import ROOT
+
+    contract = (ROOT / "docs" / "data-contract.md").read_text()
+    assert all(f"| `{status}` |" in contract for status in STATUSES)
+    configuration = (ROOT / "docs" / "configuration.md").read_text()
+    for section, cls in (("images", ImagesConfig), ("image_frequency", ImageFrequencyConfig)):
+        for field in dataclasses.fields(cls):
+            assert f"`{section}.{field.name}`" in configuration, f"{section}.{field.name}"
