@@ -194,9 +194,9 @@ def test_a_missing_store_folder_is_an_error(tmp_path):
 # The frequency cap
 
 
-def logo_warcs(tmp_path, pages: int) -> list[Path]:
+def logo_warcs(tmp_path, pages: int, server: ImageServer | None = None) -> list[Path]:
     """`pages` pages over two sites, each with the same brand mark (one URL per site) and its own photo;
-    the last page shows only the brand mark."""
+    the last page shows only the brand mark. The photos are WARC records, or served by `server`."""
     brand = photo(1000, size=(300, 150))
     warcs = []
     for site in ("a", "b"):
@@ -204,9 +204,15 @@ def logo_warcs(tmp_path, pages: int) -> list[Path]:
         for i in range(pages // 2):
             url = f"https://{site}.example/article-{i}"
             mark = f"https://{site}.example/static/brand-mark.jpg"
-            own = [] if (site, i) == ("b", pages // 2 - 1) else [f"https://{site}.example/photos/{i}.jpg"]
+            own = []
+            if (site, i) != ("b", pages // 2 - 1):
+                name = f"{site}-{i}.jpg"
+                own = [server.url(f"/img/{name}") if server else f"https://{site}.example/photos/{name}"]
+                if server:
+                    server.images[name] = photo(100 * ord(site) + i)
+                else:
+                    records.append(image_record(own[0], photo(100 * ord(site) + i)))
             records.append(page(url, mark, *own))
-            records += [image_record(u, photo(100 * ord(site) + i)) for u in own]
         records.append(image_record(f"https://{site}.example/static/brand-mark.jpg", brand))
         warcs.append(make_warc(tmp_path / f"{site}.warc.gz", records))
     return warcs
@@ -220,7 +226,7 @@ def test_the_frequency_cap_removes_a_repeated_logo_everywhere(tmp_path):
     assert len(rows) == 11
     for row in rows.values():
         ((url, info, data),) = images_of(row)
-        assert "/photos/" in url and info["dup_count"] == 1
+        assert "/photos/" in url and info["dup_count"] == 1 and info["source"] == "warc"
         assert removed_of(row) == [("image_frequency.too_frequent", "brand-mark.jpg")]
     (only_logo,) = reject_rows(result.output).values()
     assert only_logo["url"] == "https://b.example/article-5"
@@ -249,12 +255,16 @@ def test_at_the_cap_the_logo_stays_with_its_count(tmp_path):
 
 
 @pytest.mark.ray
-def test_the_frequency_count_gives_the_same_output_on_ray(tmp_path):
-    warcs = [str(w) for w in logo_warcs(tmp_path, pages=12)]
-    local = run(config(**{"images.fetch": False}), warcs, tmp_path / "local")
-    distributed = run(config(**{"images.fetch": False, "run.runner": "ray", "run.workers": 2}), warcs,
-                      tmp_path / "ray")
+def test_fetching_and_the_frequency_count_give_the_same_output_on_ray(tmp_path, server):
+    warcs = [str(w) for w in logo_warcs(tmp_path, pages=12, server=server)]
+    local = run(config(), warcs, tmp_path / "local")
+    distributed = run(config(**{"run.runner": "ray", "run.workers": 2}), warcs, tmp_path / "ray")
     assert local.stats == distributed.stats
+    assert local.stats["image_status"] == {"ok": 23}  # 11 fetched photos, 12 brand marks from the WARCs
+    assert local.stats["stages"]["image_frequency"]["removed_elements"] == {"image_frequency.too_frequent": 11}
+    # Each photo was fetched once per run, by one of the Ray run's two fetch tasks.
+    assert {path: count for path, count in server.hits.items() if path.startswith("/img/")} == {
+        f"/img/{site}-{i}.jpg": 2 for site in "ab" for i in range(6) if (site, i) != ("b", 5)}
     for folder in ("shards", "rejects"):
         for path in sorted((tmp_path / "local" / folder).glob("*.parquet")):
             assert (tmp_path / "ray" / folder / path.name).read_bytes() == path.read_bytes(), path.name

@@ -25,12 +25,15 @@ class ImagesConfig:
     # -- the HTTP fetcher ----------------------------------------------------------------------------
     # img2dataset runs 128-256 connections per process; 64 keeps one asyncio loop below one core.
     fetch_concurrency: int = 64
-    # Per host, across the whole run (URLs are split between fetch tasks by host): polite to small sites.
+    # Per host, across the whole run (URLs are split between fetch tasks by host); per-host limits are part of
+    # responsible fetching (anchors §8.11). 4 is our choice: a browser opens 6 per host.
     fetch_per_host: int = 4
     connect_timeout_s: float = 10.0  # mmc4's download script uses 10 s
     read_timeout_s: float = 10.0  # longest silence between two reads of a body
-    total_timeout_s: float = 30.0  # one attempt, redirects included: stops slow trickles
-    # Retries for transient failures only (connection errors, timeouts, 429, 5xx), with doubling backoff.
+    # One attempt, redirects and robots.txt included: what ends a slow trickle. Our choice: 3x read_timeout_s.
+    total_timeout_s: float = 30.0
+    # Retries for transient failures only (connection errors, timeouts, 408, 429, 5xx), backoff doubling from
+    # backoff_s; datatrove's HTTPFetchReader retries 408/429/5xx with exponential back-off too (anchors §4.1).
     retries: int = 2
     backoff_s: float = 1.0
     max_redirects: int = 5  # RFC 9309 asks robots.txt fetchers to follow at least five

@@ -75,6 +75,8 @@ def fetch_images(context, units, executor) -> None:
     else:
         partitions = max(1, executor.workers)
         atomic_write_json(plan_file, {"partitions": partitions, "wanted_urls": sum(wanted)})
+    if not sum(wanted):
+        return
     results = executor.map(fetch_partition, [(context, k, partitions, [u.name for u in units])
                                              for k in range(partitions)], "images: fetch")
     total: Counter = Counter()
