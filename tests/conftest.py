@@ -55,3 +55,17 @@ def tiny_png(width: int = 200, height: int = 160, color=(200, 30, 30)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def copy_as_killed(finished_output, output) -> Path:
+    """A copy of a finished run as a killed one would leave it: no final outputs (shards, rejects, stats,
+    run.json, _SUCCESS), every phase's work files still there."""
+    import shutil
+
+    output = Path(output)
+    shutil.copytree(finished_output, output)
+    for name in ("_SUCCESS", "run.json", "stats.json"):
+        (output / name).unlink()
+    for folder in ("shards", "rejects", "stats"):
+        shutil.rmtree(output / folder)
+    return output

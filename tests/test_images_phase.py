@@ -3,7 +3,6 @@ per run, statuses and removals in the shards, the frequency cap on a repeated lo
 
 import hashlib
 import io
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from omnicorpus.config import load_config
 from omnicorpus.pipeline import run
 from omnicorpus.validate import validate_output
 from tests.builders import html_page, make_warc
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, copy_as_killed
 from tests.image_server import ImageServer
 
 FLOWER = (FIXTURES / "images" / "flower.jpg").read_bytes()
@@ -138,12 +137,7 @@ def test_an_interrupted_run_resumes_without_fetching_again(tmp_path, server):
     warc = make_warc(tmp_path / "a.warc.gz", [page(f"https://a.example/{i}", server.url(f"/img/photo-{i}.jpg"))
                                               for i in range(3)])
     complete = run(config(), [str(warc)], tmp_path / "complete")
-    output = tmp_path / "out"
-    shutil.copytree(complete.output, output)
-    for name in ("_SUCCESS", "run.json", "stats.json"):
-        (output / name).unlink()
-    for folder in ("shards", "rejects", "stats"):
-        shutil.rmtree(output / folder)
+    output = copy_as_killed(complete.output, tmp_path / "out")
     next((output / "_work" / "images").glob("*.stats.json")).unlink()  # killed inside the images phase
     hits = sum(server.hits.values())
     resumed = run(config(), [str(warc)], output)

@@ -1,7 +1,6 @@
 import hashlib
 import json
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from omnicorpus.config import ConfigError, load_config
 from omnicorpus.pipeline import RunError, UnitFailed, plan_shards, run, Unit
 from omnicorpus.validate import validate_output
 from tests.builders import html_page, make_warc
-from tests.conftest import EXAMPLES, WARCS, tiny_png
+from tests.conftest import EXAMPLES, WARCS, copy_as_killed, tiny_png
 
 
 def local_config(name="example", **overrides):
@@ -96,13 +95,8 @@ def test_rerun_skips_a_finished_run(example_run):
 
 
 def test_resume_after_a_crash_gives_the_same_output(tmp_path, example_run):
-    output = tmp_path / "out"
-    shutil.copytree(example_run.output, output)
     # Simulate a run killed in the images phase: one unit done, the other not, no final outputs.
-    for name in ("_SUCCESS", "run.json", "stats.json"):
-        (output / name).unlink()
-    for folder in ("shards", "rejects", "stats"):
-        shutil.rmtree(output / folder)
+    output = copy_as_killed(example_run.output, tmp_path / "out")
     stats_files = sorted((output / "_work" / "images").glob("*.stats.json"))
     stats_files[0].unlink()
     result = run(local_config(), [str(EXAMPLES)], output)
