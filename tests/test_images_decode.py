@@ -177,7 +177,8 @@ def test_images_stage_keeps_bytes_removes_failures_and_repeats_and_merges_texts(
     document = make_document("Intro.", "img:https://a.org/1.jpg", "Middle.", "img:https://a.org/404.jpg",
                              "After the missing one.", "img:https://a.org/copy-of-1.jpg", "img:https://a.org/logo.png",
                              "img:https://a.org/2.jpg", "End.")
-    outcomes = {"https://a.org/1.jpg": _ok("a" * 64, "1" * 16), "https://a.org/404.jpg": ImageOutcome("not_found", "http"),
+    outcomes = {"https://a.org/1.jpg": _ok("a" * 64, "1" * 16),
+                "https://a.org/404.jpg": ImageOutcome("not_found", "http"),
                 "https://a.org/copy-of-1.jpg": _ok("a" * 64, "1" * 16), "https://a.org/2.jpg": _ok("b" * 64, "2" * 16)}
     stage = ImagesStage(ImagesConfig(), outcomes)
     (kept,), rejected, stats = _run(stage, [document])
@@ -199,7 +200,8 @@ def test_images_stage_drops_documents_left_without_enough_images():
     kept, (rejected,), stats = _run(ImagesStage(ImagesConfig(), {}), [document])
     assert kept == [] and rejected.drop_reason == "images.too_few_images"
     assert rejected.texts == ["Text.\n\nMore text."] and rejected.removed[0]["reason"] == "images.not_fetched"
-    (kept,), _, _ = _run(ImagesStage(ImagesConfig(min_images=0), {}), [make_document("Text.", "img:https://a.org/x.jpg")])
+    text_only_allowed = ImagesStage(ImagesConfig(min_images=0), {})
+    (kept,), _, _ = _run(text_only_allowed, [make_document("Text.", "img:https://a.org/x.jpg")])
     assert kept.images == [None]
 
 

@@ -52,7 +52,8 @@ def test_an_image_arrives_whole_with_an_honest_user_agent(server):
     assert agent == default_user_agent() and agent.startswith("omnicorpus/")
     assert "Googlebot" not in agent and "Mozilla" not in agent
     custom, _ = fetch_one(server.url("/redirect/1/flower.jpg"), config(user_agent="omnicorpus-test (ops@example.org)"))
-    assert custom.status == "ok" and server.request_headers["/img/flower.jpg"]["User-Agent"] == "omnicorpus-test (ops@example.org)"
+    assert custom.status == "ok"
+    assert server.request_headers["/img/flower.jpg"]["User-Agent"] == "omnicorpus-test (ops@example.org)"
 
 
 def test_not_found_is_not_retried(server):

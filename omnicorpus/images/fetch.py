@@ -272,7 +272,8 @@ class Fetcher:
         started = time.perf_counter()
         urls = list(dict.fromkeys(urls))
         self.stats.urls = len(urls)
-        queue = _HostQueue(urls, self.config.fetch_per_host, window=WINDOW_PER_CONNECTION * self.config.fetch_concurrency)
+        queue = _HostQueue(urls, self.config.fetch_per_host,
+                           window=WINDOW_PER_CONNECTION * self.config.fetch_concurrency)
         connector = aiohttp.TCPConnector(limit=self.config.fetch_concurrency, limit_per_host=0,
                                          resolver=_guarded_resolver(self.allow), ssl=ssl.create_default_context(),
                                          ttl_dns_cache=300)

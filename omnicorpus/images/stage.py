@@ -78,8 +78,8 @@ class ImagesStage(_ImageStage):
             outcome = ImageOutcome(verdict) if verdict else self.outcomes.get(url, NOT_FETCHED)
             self.status_counts[outcome.status] += 1
             if outcome.status == OK:
-                identities = {("url", url), ("sha256", outcome.info.get("sha256")), ("phash", outcome.info.get("phash"))}
-                identities = {identity for identity in identities if identity[1]}
+                identities = {(kind, value) for kind, value in (("url", url), ("sha256", outcome.info.get("sha256")),
+                                                                ("phash", outcome.info.get("phash"))) if value}
                 if identities & seen:
                     removals.append((slot, DUPLICATE_IN_DOCUMENT))
                     continue
