@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=textwrap.dedent(
             """\
-            Read WARC files, extract each HTML page's main body with its images in page order, resolve images
-            stored in the same WARC, and write kept documents to OUT/shards/, dropped ones with their reason
+            Read WARC files, extract each HTML page's main body with its images in page order, take each image
+            from the same WARC, a local image store or HTTP, validate, filter and hash it, cap images repeated
+            across the corpus, and write kept documents to OUT/shards/, dropped ones with their reason
             to OUT/rejects/, the funnel to OUT/stats.json and the resolved config to OUT/run.json.
             Rerunning the same command resumes: finished units are skipped."""
         ),

@@ -19,7 +19,7 @@ from typing import Any
 
 from omnicorpus.extract.html import ExtractConfig
 from omnicorpus.filters import TextFiltersConfig
-from omnicorpus.images.resolve import ImagesConfig
+from omnicorpus.images.config import ImageFrequencyConfig, ImagesConfig
 from omnicorpus.io.warc import ReadConfig
 from omnicorpus.schema import _data_dir
 
@@ -82,6 +82,7 @@ class PipelineConfig:
     read: ReadConfig = field(default_factory=ReadConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    image_frequency: ImageFrequencyConfig = field(default_factory=ImageFrequencyConfig)
     filter: TextFiltersConfig = field(default_factory=TextFiltersConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
 

@@ -27,7 +27,8 @@ from omnicorpus import filters, schema
 from omnicorpus.config import PipelineConfig
 from omnicorpus.document import Document, from_table
 from omnicorpus.extract.html import ExtractStage
-from omnicorpus.images.resolve import resolve_from_store
+from omnicorpus.images.phase import count_image_frequency, fetch_images, mark_image_frequency, resolve_images
+from omnicorpus.images.stage import ImageFrequencyStage, ImagesStage
 from omnicorpus.io.parquet import (document_bytes, file_metadata, read_rows, row_group_bounds, write_documents,
                                   write_table)
 from omnicorpus.io.paths import atomic_write_bytes, atomic_write_json, expand_inputs, read_json, unit_name
@@ -132,8 +133,8 @@ class ReadFailure(Exception):
 
 def stage_classes(config: PipelineConfig) -> list[type[Stage]]:
     """Every stage class a run with this config may use, in pipeline order."""
-    return [ReadStage, ExtractStage, *filters.preliminary_stage_classes(config),
-            *filters.detail_stage_classes(config)]
+    return [ReadStage, ExtractStage, *filters.preliminary_stage_classes(config), ImagesStage,
+            ImageFrequencyStage, *filters.detail_stage_classes(config)]
 
 
 def run_schema(config: PipelineConfig) -> pa.Schema:
@@ -188,27 +189,16 @@ def extract_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Phase: images (resolve image bytes from the unit's WARC image records)
+# Phases: images (a global fetch step, then resolve → validate → filter per unit) and image_frequency (a
+# global count, then mark per unit); the work is in omnicorpus/images/phase.py
 
 
 def images_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
-    return transform_unit(context, "images", unit, _resolve_unit_images)
+    return transform_unit(context, "images", unit, resolve_images)
 
 
-def _resolve_unit_images(context: RunContext, unit: Unit, documents: list[Document]):
-    needed = {url for document in documents for url in document.images if url is not None}
-    store: dict[str, bytes] = {}
-    images_file = context.unit_file("extract", unit, "images.parquet")
-    if needed and context.config.images.resolve_from_warc:
-        table = pq.read_table(images_file, columns=["url", "data"], filters=[("url", "in", sorted(needed))])
-        store = dict(zip(table.column("url").to_pylist(), table.column("data").to_pylist()))
-    stats = {"images": StageStats()}
-    statuses: Counter = Counter()
-    for document in documents:
-        statuses.update(resolve_from_store(document, store, context.config.images))
-        stats["images"].input += 1
-        stats["images"].kept += 1
-    return documents, [], stats, {"image_status": dict(sorted(statuses.items()))}
+def image_frequency_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
+    return transform_unit(context, "image_frequency", unit, mark_image_frequency)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -292,7 +282,9 @@ def detail_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
 # Every phase of a run, in order. Later phases read the documents the previous enabled phase kept.
 PHASES: tuple[Phase, ...] = (
     Phase("extract", extract_unit),
-    Phase("images", images_unit),
+    Phase("images", images_unit, run_global=fetch_images),
+    Phase("image_frequency", image_frequency_unit, run_global=count_image_frequency,
+          enabled=lambda config: config.image_frequency.enabled),
     Phase("detail", detail_unit, enabled=filters.detail_enabled),
 )
 
@@ -543,7 +535,8 @@ def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {"python": platform.python_version()}
-    for name in ("omnicorpus", "pyarrow", "trafilatura", "warcio", "pillow", "lxml", "ray", "fsspec"):
+    for name in ("omnicorpus", "pyarrow", "trafilatura", "warcio", "pillow", "lxml", "ray", "fsspec", "imagehash",
+                 "aiohttp"):
         try:
             versions[name] = version(name)
         except PackageNotFoundError:

@@ -55,3 +55,36 @@ def tiny_png(width: int = 200, height: int = 160, color=(200, 30, 30)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), color).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def copy_as_killed(finished_output, output) -> Path:
+    """A copy of a finished run as a killed one would leave it: no final outputs (shards, rejects, stats,
+    run.json, _SUCCESS), every phase's work files still there."""
+    import shutil
+
+    output = Path(output)
+    shutil.copytree(finished_output, output)
+    for name in ("_SUCCESS", "run.json", "stats.json"):
+        (output / name).unlink()
+    for folder in ("shards", "rejects", "stats"):
+        shutil.rmtree(output / folder)
+    return output
+
+
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests reach loopback only: resolving any other name fails as it would on an offline machine."""
+    import socket
+
+    resolve = socket.getaddrinfo
+
+    def loopback_only(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        if name in _LOOPBACK_NAMES or name.startswith("127.") or name.endswith(".localhost"):
+            return resolve(host, *args, **kwargs)
+        raise socket.gaierror(socket.EAI_NONAME, f"tests may not resolve {name!r} (loopback only)")
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)

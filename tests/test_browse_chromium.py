@@ -78,7 +78,7 @@ def site(example_run, hostile_run, labels_file):
 def example_rows(example_run) -> dict[str, dict]:
     """The example's documents: the Mona Lisa article (kept, with image bytes), its identical second capture
     (rejected: read.duplicate_capture) and the books catalogue (rejected by the Gopher repetition rules)."""
-    columns = ["id", "url", "texts", "images", "image_info", "drop_reason"]
+    columns = ["id", "url", "texts", "images", "image_info", "removed", "drop_reason"]
     rows = {}
     for folder in ("shards", "rejects"):
         for row in pq.read_table(Path(example_run.output) / folder, columns=columns).to_pylist():
@@ -144,14 +144,24 @@ def test_a_document_shows_its_images_in_page_order(browser, site, example_rows):
     assert captions == [url for url in row["images"] if url is not None]
 
 
-def test_a_missing_image_shows_its_url_and_status(browser, site, example_rows):
-    row = example_rows["mona_lisa"]
-    missing = [slot for slot, info in enumerate(row["image_info"]) if info and info["status"] != "ok"]
-    assert missing, "the example has an image whose bytes are not in the WARC"
-    open_page(browser, site + f"run/0/doc/{row['id']}")
-    figure = browser.find_element(By.CSS_SELECTOR, f"#content figure[data-slot='{missing[0]}']")
-    assert "not_fetched" in figure.text and row["images"][missing[0]] in figure.text
+def test_images_without_bytes_show_their_url_and_why(browser, site, example_rows):
+    # A rejected document: rejects are written without image bytes, so its images show URL and status.
+    books = example_rows["books"]
+    first_image = next(slot for slot, url in enumerate(books["images"]) if url is not None)
+    open_page(browser, site + f"run/0/doc/{books['id']}")
+    figure = browser.find_element(By.CSS_SELECTOR, f"#content figure[data-slot='{first_image}']")
+    assert books["images"][first_image] in figure.text and "not stored" in figure.text
     assert figure.find_elements(By.TAG_NAME, "img") == []
+    # A kept document: an image removed by the images step stands struck through, with its reason.
+    row = example_rows["mona_lisa"]
+    removed = [element for element in row["removed"] if element["kind"] == "image"]
+    assert removed, "the example's Mona Lisa has images removed (not in the WARC, too small, banned URL)"
+    open_page(browser, site + f"run/0/doc/{row['id']}")
+    struck = browser.find_elements(By.CSS_SELECTOR, "#content .removed")
+    shown = {(element.find_element(By.CLASS_NAME, "reason").text, element.find_element(By.TAG_NAME, "del").text)
+             for element in struck}
+    for element in removed:
+        assert (f"removed: {element['reason']}", element["image_url"]) in shown
 
 
 def test_a_filter_narrows_the_samples_and_the_link_reproduces_them(browser, site, example_rows):

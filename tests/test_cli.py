@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ def test_run_validate_show(tmp_path, capsys):
     assert main(["show", str(output), "--limit", "1"]) == 0
     shown = capsys.readouterr().out
     assert shown.startswith("=== ") and "Mona_Lisa" in shown
-    assert "Mona_Lisa_margin_scribble.jpg 220x66]" in shown  # images carry their decoded size
+    assert re.search(r"\[image: http://upload\.wikimedia\.org/\S+ \d+x\d+\]", shown)  # with the decoded size
 
     assert main(["show", str(output), "--rejects"]) == 0
     assert "dropped: read.duplicate_capture" in capsys.readouterr().out

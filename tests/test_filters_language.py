@@ -113,7 +113,9 @@ def test_a_document_of_only_other_language_paragraphs_is_dropped():
 def test_sample_pages_chinese_german_and_english_are_identified(tmp_path):
     """The Common Crawl excerpt's Chinese and Swiss-German pages and the English Wikipedia article."""
     overrides = {**NO_TEXT_FILTERS, "filter.language.enabled": True, "filter.language.languages": [],
-                 "extract.require_image": False, "run.runner": "local"}
+                 "extract.require_image": False, "run.runner": "local",
+                 "images.fetch": False, "images.keep_unresolved": True,  # offline: keep the unfetched image URLs
+                 "images.min_images": 0}
     inputs = [str(WARCS / "CC-MAIN-2020-34-excerpt-part-a.warc.gz"), str(EXAMPLES / "wikipedia-mona-lisa.warc.gz")]
     run(load_config("commoncrawl", overrides), inputs, tmp_path / "out")
     rows = pq.read_table(tmp_path / "out" / "shards", columns=["url", "language", "language_score"]).to_pylist()

@@ -25,10 +25,11 @@ def test_the_run_stats_hold_a_funnel_per_rule(example_run):
     removed = stages["filter.paragraphs"]["removed_elements"]
     assert removed["filter.paragraphs.too_few_words"] >= 5
     (row,) = pq.read_table(Path(example_run.output) / "shards").to_pylist()
-    assert sum(removed.values()) == len(row["removed"])
+    assert sum(removed.values()) == sum(entry["reason"].startswith("filter.paragraphs.") for entry in row["removed"])
     assert all(schema.is_declared_reason(entry["reason"]) for entry in row["removed"])
     assert row["language"] == "en" and row["language_score"] > 0.9
-    assert row["signals"]["words"] > 3000 and row["signals"]["final_images"] == 19
+    assert row["signals"]["words"] > 3000
+    assert row["signals"]["final_images"] == sum(url is not None for url in row["images"]) > 0
 
 
 def test_every_rule_of_every_filter_stage_is_declared():

@@ -1,6 +1,7 @@
+import hashlib
 import json
 import re
-import shutil
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -10,7 +11,7 @@ from omnicorpus.config import ConfigError, load_config
 from omnicorpus.pipeline import RunError, UnitFailed, plan_shards, run, Unit
 from omnicorpus.validate import validate_output
 from tests.builders import NO_TEXT_FILTERS, html_page, make_warc
-from tests.conftest import EXAMPLES, WARCS, tiny_png
+from tests.conftest import EXAMPLES, WARCS, copy_as_killed, tiny_png
 
 
 def local_config(name="example", **overrides):
@@ -43,11 +44,24 @@ def test_mona_lisa_is_one_document_with_images_from_the_warc_in_page_order(examp
     images = [(url, info, data) for url, info, data in zip(row["images"], row["image_info"], row["image_bytes"])
               if url is not None]
     resolved = [(url, info, data) for url, info, data in images if info["status"] == "ok"]
-    assert len(resolved) >= 15
+    # The images phase keeps the 8 pictures of the page and removes the rest with their reasons
+    # (example.toml: min side 90 px, no fetching).
+    assert len(resolved) == len(images) == 8
     for url, info, data in resolved:
         assert info["source"] == "warc" and data and info["byte_size"] == len(data)
-        assert info["width"] > 0 and info["height"] > 0 and info["format"] in ("jpeg", "png")
-        assert len(info["sha256"]) == 64
+        assert min(info["width"], info["height"]) >= 90 and info["format"] in ("jpeg", "png")
+        assert info["sha256"] == hashlib.sha256(data).hexdigest()
+        assert re.fullmatch(r"[0-9a-f]{16}", info["phash"]) and re.fullmatch(r"[0-9a-f]{16}", info["dhash"])
+        assert info["dup_count"] == 1
+    removed = Counter((element["reason"], element["image_url"].rsplit("/", 1)[-1]) for element in row["removed"]
+                      if element["kind"] == "image")
+    assert removed == {
+        ("images.too_small", "magnify-clip.png"): 7,  # 15x11 px
+        ("images.too_small", "220px-Mona_Lisa_margin_scribble.jpg"): 1,  # 220x66 px
+        ("images.banned_url", "9px-Commons-logo.svg.png"): 1,
+        ("images.banned_url", "13px-Commons-logo.svg.png"): 1,
+        ("images.not_fetched", "250px-Mona_Lisa%2C_by_Leonardo_da_Vinci%2C_from_C2RMF_natural_color.jpg"): 1,
+    }
     assert row["images"].index(images[0][0]) < row["images"].index(resolved[-1][0])
     assert row["title"].startswith("Mona Lisa")
     assert row["warc_file"].endswith("wikipedia-mona-lisa.warc.gz") and row["warc_offset"] > 0
@@ -62,7 +76,11 @@ def test_books_catalogue_covers_are_resolved(tmp_path, books_warc):
     (row,) = [row for row in kept_rows(result.output) if "books.toscrape" in row["url"]]
     covers = {url for url, info in zip(row["images"], row["image_info"]) if url and "/media/cache/" in url
               and info["status"] == "ok"}
-    assert len(covers) == 20
+    assert len(covers) == 20 == sum(url is not None for url in row["images"])
+    # The first cover stands twice on the page (carousel and grid): the second one is removed.
+    assert [(e["reason"], e["image_url"]) for e in row["removed"]] == [
+        ("images.duplicate_in_document",
+         "http://books.toscrape.com/media/cache/2c/da/2cdad67c44b002e7ead0cc35693c0e8b.jpg")]
 
 
 def test_shards_load_by_column_name_in_pandas_and_duckdb(example_run):
@@ -81,13 +99,8 @@ def test_rerun_skips_a_finished_run(example_run):
 
 
 def test_resume_after_a_crash_gives_the_same_output(tmp_path, example_run):
-    output = tmp_path / "out"
-    shutil.copytree(example_run.output, output)
     # Simulate a run killed in the images phase: one unit done, the other not, no final outputs.
-    for name in ("_SUCCESS", "run.json", "stats.json"):
-        (output / name).unlink()
-    for folder in ("shards", "rejects", "stats"):
-        shutil.rmtree(output / folder)
+    output = copy_as_killed(example_run.output, tmp_path / "out")
     stats_files = sorted((output / "_work" / "images").glob("*.stats.json"))
     stats_files[0].unlink()
     result = run(local_config(), [str(EXAMPLES)], output)
@@ -123,7 +136,9 @@ def test_every_edge_case_runs_to_the_end_with_every_record_accounted(tmp_path, e
 
 
 def test_common_crawl_excerpt_runs(tmp_path, common_crawl_warc):
-    result = run(local_config("commoncrawl", **NO_TEXT_FILTERS), [str(common_crawl_warc)], tmp_path / "out")
+    # Offline: Common Crawl WARCs hold no images, so the documents keep their image URLs unfetched.
+    result = run(local_config("commoncrawl", **NO_TEXT_FILTERS, **{"images.fetch": False, "images.keep_unresolved": True}),
+                 [str(common_crawl_warc)], tmp_path / "out")
     assert result.stats["funnel"]["input"] == 9
     assert validate_output(result.output).problems == []
     assert any(re.search(r"[\u4e00-\u9fff]{10}", "".join(t for t in row["texts"] if t))
