@@ -30,7 +30,7 @@ def test_example_run_gives_valid_shards_and_a_funnel_that_adds_up(example_run):
     assert stats["records"]["total"] == 142
     assert (Path(example_run.output) / "_SUCCESS").exists()
     run_info = json.loads((Path(example_run.output) / "run.json").read_text())
-    assert run_info["config"]["extract"]["favor"] == "recall" and run_info["versions"]["pyarrow"]
+    assert run_info["config"]["extract"]["favor"] == "balanced" and run_info["versions"]["pyarrow"]
     metadata = pq.ParquetFile(Path(example_run.output) / "shards" / "shard-00000.parquet").schema_arrow.metadata
     assert metadata[b"omnicorpus.schema_version"] == b"1"
     assert metadata[b"omnicorpus.config_hash"].decode() == run_info["config_hash"]
@@ -95,7 +95,7 @@ def test_resume_after_a_crash_gives_the_same_output(tmp_path, example_run):
 
 def test_a_changed_config_refuses_the_old_output(example_run):
     with pytest.raises(RunError, match="different config_hash"):
-        run(local_config(**{"extract.favor": "balanced"}), [str(EXAMPLES)], example_run.output)
+        run(local_config(**{"extract.favor": "precision"}), [str(EXAMPLES)], example_run.output)
 
 
 def test_a_foreign_non_empty_folder_is_refused(tmp_path):
