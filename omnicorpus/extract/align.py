@@ -167,8 +167,8 @@ class Locator:
         self.cursor = 0
         self.spans: list[tuple[int, int]] = []
 
-    def locate(self, text: str | None) -> int | None:
-        """The key offset of `text` (None when it is too short or not found)."""
+    def locate(self, text: str | None) -> tuple[int, int] | None:
+        """The key span of `text` (None when it is too short or not found)."""
         key = text_key(text)
         if len(key) < MIN_ANCHOR_CHARS:
             return None
@@ -179,4 +179,16 @@ class Locator:
                 return None
         self.cursor = position + len(key)
         self.spans.append((position, position + len(key)))
-        return position
+        return position, position + len(key)
+
+
+def cut_after_key_chars(text: str, count: int) -> int:
+    """The index in `text` after its first `count` key characters (those `text_key` keeps)."""
+    if count <= 0:
+        return 0
+    for index, character in enumerate(text):
+        if not _UNSEEN.match(character):
+            count -= 1
+            if count == 0:
+                return index + 1
+    return len(text)

@@ -1,7 +1,7 @@
 """Fidelity metrics of an interleaved extraction against ground truth (used by bench/fidelity.py).
 
 - `token_f1(extracted, reference)`: bag-of-tokens precision/recall/F1 of a main text against a reference text.
-  Tokens are casefolded word runs; Han, kana and hangul characters count one token each, so Chinese and
+  Tokens are casefolded word runs of the NFC text; Han, kana and hangul characters count one token each, so Chinese and
   Japanese pages are scored on characters instead of on whole unsegmented lines.
 - `snippet_scores(extracted, with_snippets, without_snippets)`: trafilatura's own evaluation protocol
   (tests/evaldata.json) weighted by tokens: tokens of a `with` snippet found in the text are true positives,
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -29,9 +30,9 @@ _HAS_CJK = re.compile(f"[{_CJK}]")
 
 
 def tokens(text: str | None) -> list[str]:
-    """Casefolded word tokens; each CJK character is a token of its own."""
+    """Casefolded word tokens of the NFC text; each CJK character is a token of its own."""
     result = []
-    for word in _WORDS.findall((text or "").casefold()):
+    for word in _WORDS.findall(unicodedata.normalize("NFC", text or "").casefold()):
         if _HAS_CJK.search(word):
             result.extend(_CJK_SPLIT.findall(word))
         else:
@@ -107,9 +108,9 @@ def image_candidates(img, base: str) -> frozenset[str]:
     urls = [img.get(name) or "" for name in ("src",) + LAZY_SRC_ATTRIBUTES]
     for name in ("srcset",) + LAZY_SRCSET_ATTRIBUTES:
         urls += [c.url for c in parse_srcset(img.get(name))]
-    parent = img.getparent()
-    if parent is not None and parent.tag == "picture":
-        for source in parent.iter("source"):
+    picture = next(img.iterancestors("picture"), None)
+    if picture is not None:
+        for source in picture.iter("source"):
             for name in ("srcset",) + LAZY_SRCSET_ATTRIBUTES:
                 urls += [c.url for c in parse_srcset(source.get(name))]
     return frozenset({normalize_url(url, base) for url in urls if not is_placeholder(url)} - {None})

@@ -24,7 +24,7 @@ from typing import Iterator
 
 from lxml import etree
 
-from omnicorpus.extract.align import Anchors, DomStream, Locator
+from omnicorpus.extract.align import Anchors, DomStream, Locator, cut_after_key_chars
 from omnicorpus.extract.sources import ImageSource
 
 # Tags of trafilatura's output tree that start a new block (joined by a blank line) or a new line.
@@ -103,7 +103,7 @@ def _left_out(stream: DomStream, start: int, end: int, card: tuple[int, int] | N
 
 @dataclass
 class _Block:
-    events: list[tuple]  # ("start", tag) | ("end", tag) | ("text", text, offset or None)
+    events: list[tuple]  # ("start", tag) | ("end", tag) | ("text", text, (start, end) key span or None)
     spans: list[tuple[int, int]]
     offset: int | None  # where the block starts in the page (its first located text)
 
@@ -133,13 +133,12 @@ def _located_blocks(body, locator: Locator) -> list[_Block]:
 def _add_text(block: _Block, text: str | None, locator: Locator) -> None:
     if not text:
         return
-    before = len(locator.spans)
-    offset = locator.locate(text)
-    if offset is not None:
-        block.spans.extend(locator.spans[before:])
+    span = locator.locate(text)
+    if span is not None:
+        block.spans.append(span)
         if block.offset is None:
-            block.offset = offset
-    block.events.append(("text", text, offset))
+            block.offset = span[0]
+    block.events.append(("text", text, span))
 
 
 def _in_page_order(blocks: list[_Block]) -> list[_Block]:
@@ -167,16 +166,30 @@ class _Renderer:
         for event in events:
             kind = event[0]
             if kind == "text":
-                offset = event[2] if event[2] is not None else self.last_offset
-                self._images_before(offset)
-                self.last_offset = max(self.last_offset, offset)
-                self.line.append(event[1])
+                self._text(event[1], event[2])
             elif event[1] in BLOCK_TAGS:
                 self.flush()
             elif event[1] in LINE_TAGS:
                 self.end_line()
             elif kind == "start" and event[1] == "cell" and self.line:
                 self.line.append(CELL_SEPARATOR)
+
+    def _text(self, text: str, span: tuple[int, int] | None) -> None:
+        if span is None:  # not located: it stands right after the text before it
+            self._images_before(self.last_offset)
+            self.line.append(text)
+            return
+        start, end = span
+        self._images_before(start)
+        # An image inside this text node (trafilatura joins the text around an <img> it drops): split it there.
+        while self.next_image < len(self.pending) and self.pending[self.next_image][0] < end:
+            offset = self.pending[self.next_image][0]
+            cut = cut_after_key_chars(text, offset - start)
+            self.line.append(text[:cut])
+            text, start = text[cut:], offset
+            self._images_before(offset)
+        self.line.append(text)
+        self.last_offset = max(self.last_offset, end)
 
     def finish(self) -> list[Item]:
         self._images_before(float("inf"))

@@ -36,11 +36,12 @@ LAZY_SRC_ATTRIBUTES = (
 )
 LAZY_SRCSET_ATTRIBUTES = ("data-lazy-srcset", "data-srcset", "data-original-set")
 # Placeholder file names lazy loaders put in src until the real image loads.
-_PLACEHOLDER_NAME = re.compile(
-    r"(?:^|[/_.-])(?:blank|spacer|pixel|transparent|placeholder|lazy|loading|loader|empty|grey|gray|1x1|clear)"
-    r"(?:[_.-][\w.-]*)?\.(?:gif|png|jpe?g|svg|webp)$",
-    re.IGNORECASE,
-)
+# File names made only of these words (and sizes like 1x1) are placeholders: blank.gif, lazy-placeholder.png.
+_PLACEHOLDER_WORDS = frozenset({"blank", "spacer", "pixel", "transparent", "placeholder", "lazy", "lazyload",
+                                "loading", "loader", "empty", "grey", "gray", "clear", "trans", "dot", "1x1",
+                                "img", "image", "px", "default"})
+_PLACEHOLDER_CORE = _PLACEHOLDER_WORDS - {"img", "image", "px", "default", "1x1", "dot"}
+_FILE_NAME = re.compile(r"([^/]+)\.(?:gif|png|jpe?g|svg|webp)$", re.IGNORECASE)
 _DIMENSION = re.compile(r"^\s*(\d{1,6})(?:\.\d+)?\s*(?:px)?\s*$", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 MARKER_HOST = "img.omnicorpus.invalid"  # .invalid never resolves (RFC 2606)
@@ -157,7 +158,11 @@ def is_placeholder(src: str | None) -> bool:
     if src.startswith(("data:", "about:", "javascript:", "#")):
         return True
     path = urlsplit(src).path if "://" in src else src.split("?", 1)[0]
-    return bool(_PLACEHOLDER_NAME.search(path))
+    name = _FILE_NAME.search(path)
+    if not name:
+        return False
+    words = {word for word in re.split(r"[_.\-]+", name.group(1).lower()) if word and not word.isdigit()}
+    return bool(words) and words <= _PLACEHOLDER_WORDS and bool(words & _PLACEHOLDER_CORE)
 
 
 def base_url_of(tree, page_url: str) -> str:
@@ -197,9 +202,7 @@ def resolve_images(tree, page_url: str, target_width: int = 0, prefer_src: bool 
         img.set("src", marker_url(source.index))
         if source.alt:
             img.set("alt", source.alt)
-    for source_element in list(tree.iter("source")):
-        if source_element.getparent() is not None and source_element.getparent().tag == "picture":
-            _remove_keeping_tail(source_element)
+    etree.strip_tags(tree, "source")  # used up; unwrapped, not removed, since libxml2 nests the <img> inside
     return images
 
 
@@ -219,9 +222,10 @@ def _source_of(img, base: str, target_width: int, prefer_src: bool) -> str | Non
     for attribute in LAZY_SRCSET_ATTRIBUTES + ("srcset",):
         if attribute in attributes:
             candidates.extend(parse_srcset(attributes[attribute]))
-    parent = img.getparent()
-    if parent is not None and parent.tag == "picture":
-        for source in parent.iter("source"):
+    # libxml2 does not know <source> is empty and nests what follows inside it: look for the <picture>.
+    picture = next(img.iterancestors("picture"), None)
+    if picture is not None:
+        for source in picture.iter("source"):
             if (source.get("type") or "image/").startswith("image/"):
                 for attribute in LAZY_SRCSET_ATTRIBUTES + ("srcset",):
                     candidates.extend(parse_srcset(source.get(attribute)))
@@ -243,11 +247,18 @@ CARD_LEVELS = 3
 
 
 class _TextLinks:
-    """Links that show text, by href (the other half of a teaser card); collected on first use."""
+    """Links that show text, by href (the other half of a teaser card), collected on first use; and how many
+    pictures a candidate card holds."""
 
     def __init__(self, tree):
         self.tree = tree
         self._by_href: dict[str, list] | None = None
+        self._pictures: dict = {}
+
+    def pictures_in(self, element) -> int:
+        if element not in self._pictures:
+            self._pictures[element] = sum(1 for _ in element.iter("img"))
+        return self._pictures[element]
 
     def get(self, href: str) -> list:
         if self._by_href is None:
@@ -277,7 +288,8 @@ def _describe_link(source: ImageSource, img, text_links: _TextLinks) -> None:
         if other is not link:
             shared = next((a for a in _ancestors(other, CARD_LEVELS) if a in around), None)
             if shared is not None:
-                source.card = shared
+                if text_links.pictures_in(shared) == 1:  # a card shows one picture; more is a page section
+                    source.card = shared
                 return
 
 
@@ -292,10 +304,8 @@ def _ancestors(element, levels: int):
 def _has_source(img) -> bool:
     if img.get("src", "").strip() or img.get("srcset", "").strip():
         return True
-    return any(img.get(a, "").strip() for a in LAZY_SRC_ATTRIBUTES + LAZY_SRCSET_ATTRIBUTES) or (
-        img.getparent() is not None and img.getparent().tag == "picture"
-        and img.getparent().find("source") is not None
-    )
+    return any(img.get(a, "").strip() for a in LAZY_SRC_ATTRIBUTES + LAZY_SRCSET_ATTRIBUTES) or any(
+        picture.find(".//source") is not None for picture in img.iterancestors("picture"))
 
 
 def _drop_sourceless_images(tree) -> None:
@@ -352,17 +362,20 @@ def _captions_by_container(captions: list) -> dict:
     for element in captions:
         for ancestor in _caption_containers(element):
             containers.setdefault(ancestor, []).append(element)
+            if ancestor.tag == "figure":  # a caption inside a figure is that figure's only
+                break
     return containers
 
 
 def _caption_containers(element):
-    """Ancestors within CAPTION_LEVELS, then up to the nearest `<figure>` within FIGURE_LEVELS."""
+    """Ancestors within CAPTION_LEVELS, then the nearest `<figure>` within FIGURE_LEVELS."""
     for level, ancestor in enumerate(element.iterancestors()):
         if level >= FIGURE_LEVELS:
             return
-        if level < CAPTION_LEVELS or ancestor.tag == "figure":
+        if level < CAPTION_LEVELS:
             yield ancestor
-        if ancestor.tag == "figure":
+        elif ancestor.tag == "figure":
+            yield ancestor
             return
 
 
