@@ -1,7 +1,7 @@
 """Score interleaved extraction against the shared ground-truth pages (docs/extraction.md has the figures).
 
-    python bench/fidelity.py [--samples ../shared/samples] [--config extract-only] [--work DIR] [--json FILE]
-                             [--pages]
+    python bench/fidelity.py [--samples ../shared/samples] [--config extract-only] [--set extract.fast=false]
+                             [--work DIR] [--json FILE] [--pages] [--no-peers]
 
 Builds a WARC of the sample pages (bench/pages_warc.py), runs `omnicorpus run --config extract-only` on it with
 the local runner, reads the shards and rejects, and scores each page:
@@ -13,9 +13,10 @@ the local runner, reads the shards and rejects, and scores each page:
 - trafilatura pages (html/trafilatura/*): token-weighted precision/recall/F1 of the evaldata.json `with`
   (must appear) and `without` (must not appear) snippets.
 
-In the same script, trafilatura's own text-only extraction (same focus, tables and comments settings as the
-config, and trafilatura's defaults) and trafilatura's image output walked in order are scored on the same
-decoded pages, so "text with images is at least as good as text only" is checked in one run.
+In the same script, trafilatura's own text-only extraction (with the config's focus, tables, comments and fast
+settings, and with trafilatura's defaults) and trafilatura's own image output walked in order (what omnicorpus
+did before) are scored on the same decoded pages, so "text with images is at least as good as text only" is
+checked in one run.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from lxml import html as lxml_html
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pages_warc import DEFAULT_SAMPLES, READABILITY_BASE, SamplePage, build_pages_warc  # noqa: E402
-from omnicorpus.config import load_config  # noqa: E402
+from omnicorpus.config import load_config, parse_override  # noqa: E402
 from omnicorpus.extract.decode import decode_html  # noqa: E402
 from omnicorpus.extract.fidelity import (ImageScores, Scores, image_candidates, image_scores,  # noqa: E402
                                          normalize_url, same_picture, snippet_scores, token_f1)
@@ -82,11 +83,10 @@ def ground_truth(pages: list[SamplePage], samples: Path) -> list[Ground]:
 # -- extractors ------------------------------------------------------------------------------------------
 
 
-def run_extractions(pages: list[SamplePage], samples: Path, config_name: str, work: Path) -> dict[str, Extraction]:
+def run_extractions(pages: list[SamplePage], samples: Path, config, work: Path) -> dict[str, Extraction]:
     """Run the omnicorpus pipeline on a WARC of the pages; returns {page url: extraction} of kept documents."""
     warc = work / "pages.warc.gz"
     build_pages_warc(warc, samples)
-    config = load_config(config_name, {"run.runner": "local"})
     result = run(config, [str(warc)], work / "out", overwrite=True)
     extractions = {}
     for path in sorted((Path(result.output) / "shards").glob("*.parquet")):
@@ -180,6 +180,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=Path, default=DEFAULT_SAMPLES)
     parser.add_argument("--config", default="extract-only", help="pipeline config (default: extract-only)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                        help="override one config value, e.g. --set extract.fast=false (repeatable)")
     parser.add_argument("--work", type=Path, help="folder for the WARC and the run (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="write all figures (and per-page scores) to this file")
     parser.add_argument("--pages", action="store_true", help="print per-page scores of omnicorpus")
@@ -190,18 +192,21 @@ def main() -> None:
 
     from bench.pages_warc import sample_pages
 
+    config = load_config(args.config, dict([parse_override(text) for text in args.overrides],
+                                           **{"run.runner": "local"}))
     pages = sample_pages(args.samples)
     truths = ground_truth(pages, args.samples)
     with tempfile.TemporaryDirectory() as temporary:
         work = args.work or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
-        ours = run_extractions(pages, args.samples, args.config, work)
+        ours = run_extractions(pages, args.samples, config, work)
     results = {"omnicorpus": score(truths, lambda truth: ours.get(truth.page.url.strip()))}
 
     if not args.no_peers:
-        extract = load_config(args.config).extract
+        extract = config.extract
         same = dict(include_comments=extract.include_comments, include_tables=extract.include_tables,
-                    favor_precision=extract.favor == "precision", favor_recall=extract.favor == "recall")
+                    favor_precision=extract.favor == "precision", favor_recall=extract.favor == "recall",
+                    fast=extract.fast)
         peers = {
             "trafilatura text-only (same settings)": trafilatura_text_only(**same),
             "trafilatura text-only (defaults)": trafilatura_text_only(),

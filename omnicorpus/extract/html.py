@@ -80,7 +80,7 @@ class ExtractTimeout(Exception):
 class ExtractStage(Stage[ExtractConfig]):
     name = "extract"
     reasons = ("not_html", "no_text", "no_image")
-    signals = {"html_bytes": "int64", "text_chars": "int64", "extracted_images": "int32"}
+    signals = {"html_bytes": "int64", "text_chars": "int64", "page_images": "int32", "extracted_images": "int32"}
 
     def setup(self) -> None:
         import trafilatura  # noqa: F401  (imported here: heavy, and only workers need it)
@@ -99,7 +99,7 @@ class ExtractStage(Stage[ExtractConfig]):
         extracted = self._extract(html, page.url)
         if extracted is None:
             return "no_text"
-        document.title, items = extracted
+        document.title, items, page_images = extracted
         for item in items:
             if item.kind == "text":
                 document.append_text(item.text)
@@ -111,6 +111,7 @@ class ExtractStage(Stage[ExtractConfig]):
         document.signals.update(
             html_bytes=len(page.payload),
             text_chars=sum(len(text) for _, text in document.text_slots()),
+            page_images=page_images,
             extracted_images=document.num_images,
         )
         if not any(True for _ in document.text_slots()):
@@ -145,7 +146,7 @@ class ExtractStage(Stage[ExtractConfig]):
         # trafilatura worked on its own copy of the tree: this one can now be flattened (and changed on the way).
         stream = build_stream(tree, [image.card for image in images if image.card is not None], captions)
         placement = Placement(gap_chars=self.config.image_gap_chars, edge_gap_chars=self.config.image_edge_gap_chars)
-        return title, interleave(result.body, stream, images, placement)
+        return title, interleave(result.body, stream, images, placement), len(images)
 
 
 def _title_of(tree) -> str | None:
