@@ -2,20 +2,22 @@
 
 Pages rarely put the real image in `src`. This module looks at every `<img>` of a parsed page once and finds:
 
+- which images count: those the page hides (`hidden`, inline `display:none`) and those with no source at all
+  are removed; a `<noscript>` holding one image replaces the image placeholder just before it (the pattern
+  Medium and most lazy loaders emit; Readability.js does the same);
 - the real URL: a lazy-load attribute (the set OBELICS checks plus common variants) wins, since a script swaps
   it in; then a `src` that is a real image (not missing, not a `data:` URI, not a placeholder file), as OBELICS
   and mmc4 take it and as a crawler fetched it into the WARC; otherwise (or with `prefer_src=False`) the
   candidates of `srcset`, `data-srcset` and the `<source>` elements of an enclosing `<picture>`, of which the
-  largest (or the one closest to `target_width`) is kept;
-- `<noscript>` fallbacks: a noscript holding one image replaces the image placeholder just before it (the
-  pattern Medium and most lazy loaders emit; Readability.js does the same), and images with no source at all
-  are removed first so a bare placeholder does not take that place;
-- the base URL: `<base href>` when the page has one, else the page URL; relative URLs become absolute;
-- context: alt, title, the `<figcaption>` of the enclosing `<figure>`, and the declared width and height.
+  largest (or the one closest to `target_width`) is kept; relative URLs are made absolute against
+  `<base href>` when the page has one, else the page URL;
+- context: alt, title, the caption of the image's figure or box, the declared width and height;
+- what a click on it does (opens a picture, another page, a script control), and whether it is a card: an
+  image and a text link to the same page in one small box (layout.py decides what that means for placement).
 
 `resolve_images(tree, page_url)` returns one `ImageSource` per image in document order and rewrites each `<img>`
-to a plain `src` that names its index (`marker_url(i)`), so an extractor that keeps `<img src>` keeps the link
-to the resolved record whatever it does with the attributes.
+to a plain `src` naming its index (`marker_url(i)`), which is how the page-position step (align.py) knows which
+image stands where.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ LAZY_SRC_ATTRIBUTES = (
     "data-large-src", "data-url", "src2",
 )
 LAZY_SRCSET_ATTRIBUTES = ("data-lazy-srcset", "data-srcset", "data-original-set")
-# Placeholder file names lazy loaders put in src until the real image loads.
-# File names made only of these words (and sizes like 1x1) are placeholders: blank.gif, lazy-placeholder.png.
+# Placeholder files lazy loaders put in src until the real image loads: names made only of these words (at
+# least one of the core ones) and numbers, such as blank.gif, spacer.gif, lazy-placeholder.png, grey-1x1.png.
 _PLACEHOLDER_WORDS = frozenset({"blank", "spacer", "pixel", "transparent", "placeholder", "lazy", "lazyload",
                                 "loading", "loader", "empty", "grey", "gray", "clear", "trans", "dot", "1x1",
                                 "img", "image", "px", "default"})
@@ -75,7 +77,7 @@ class SrcsetCandidate:
 
 
 def marker_url(index: int) -> str:
-    # The .jpg suffix: extractors (trafilatura) keep an <img> only when its src looks like an image file.
+    # The .jpg suffix: extractors (trafilatura in image mode) keep an <img> only when its src looks like an image.
     return f"https://{MARKER_HOST}/{index}.jpg"
 
 
