@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 from lxml import etree
 from lxml import html as lxml_html
 
@@ -149,3 +150,29 @@ def test_images_never_appear_twice_for_one_img_tag():
 def test_placement_needs_no_image_source_object_beyond_its_fields():
     image = ImageSource(index=0, url="https://example.org/a.jpg")
     assert image.link is None and image.card is None
+
+
+def _warc_page(path):
+    from omnicorpus.io.warc import ReadConfig, WarcReader
+
+    return next(item for item in WarcReader(str(path), ReadConfig()).read()
+                if isinstance(item, RawPage) and item.payload)
+
+
+@pytest.mark.parametrize("favor", ["balanced", "recall"])
+def test_books_catalogue_keeps_each_cover_once_in_either_mode(books_warc, favor):
+    document = ExtractStage(ExtractConfig(favor=favor)).process(_warc_page(books_warc))
+    covers = [url for url in document.images if url]
+    assert len(covers) == len(set(covers)) == 20 and all("/media/cache/" in url for url in covers)
+
+
+def test_mona_lisa_keeps_the_article_images_and_drops_the_page_chrome(mona_lisa_warc):
+    page = _warc_page(mona_lisa_warc)
+    document = ExtractStage(ExtractConfig()).process(page)
+    kept = [url for url in document.images if url]
+    all_images = re.findall(r'<img[^>]+src="([^"]+)"', page.payload.decode("utf-8"))
+    assert len(all_images) == 24 and len(kept) == 20
+    for chrome in ("Padlock-silver", "search-ltr.png", "wikimedia-button.png", "poweredby_mediawiki"):
+        assert not any(chrome in url for url in kept)  # hidden, header and footer images
+    captions = [info["caption"] for info in document.image_info if info and info["caption"]]
+    assert "Vacant wall in the Salon Carré, Louvre" in captions
