@@ -40,8 +40,9 @@ _SPACES = re.compile(r"\s+")
 class ExtractConfig(StageConfig):
     # OmniCorpus drops pages without images at extraction (paper §3.1); a text-only run sets this false.
     require_image: bool = True
-    # trafilatura options. Comments are off: they cost main-text F1 (anchors §10). Balanced keeps the 20 book
-    # covers of the books.toscrape.com catalogue and scores best on the shared pages (docs/extraction.md).
+    # trafilatura options. Comments are off: they cost main-text F1 (anchors §10). Balanced is trafilatura's
+    # default; with it the books.toscrape.com catalogue keeps its 20 covers, and recall mode scores within one
+    # or two pages of it on the shared pages (docs/extraction.md).
     favor: str = "balanced"
     include_tables: bool = True
     include_comments: bool = False
@@ -54,9 +55,10 @@ class ExtractConfig(StageConfig):
     # srcset/<picture>: 0 takes the largest candidate; a width in px takes the candidate closest to it.
     srcset_width: int = 0
     # Image placement (docs/extraction.md): characters of left-out text allowed between an image and the
-    # extracted text on each side; measured on the readability pages (bench/fidelity.py).
+    # extracted text on each side, and on the one side of a lead or closing picture; measured on the
+    # readability pages (bench/fidelity.py: 60 loses recall, 150 loses precision; 0-10 at the edges).
     image_gap_chars: int = 100
-    image_edge_gap_chars: int = 20
+    image_edge_gap_chars: int = 10
     # CPU seconds one page may take; datatrove gives trafilatura 1 s of wall time, we allow more because the
     # step also parses and places images, and CPU time does not grow when the machine is busy.
     timeout_seconds: float = 2.0
