@@ -18,7 +18,16 @@ from pathlib import Path
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-DEFAULT_SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples"
+
+def _find_samples() -> Path:
+    """The shared sample set next to the checkout (../shared/samples), also from a worktree one level deeper."""
+    for folder in Path(__file__).resolve().parents:
+        if (folder / "shared" / "samples").is_dir():
+            return folder / "shared" / "samples"
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "samples"
+
+
+DEFAULT_SAMPLES = _find_samples()
 READABILITY_BASE = "http://fakehost/test/page.html"
 
 

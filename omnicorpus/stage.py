@@ -112,7 +112,9 @@ def run_stage(stage: Stage, item: Any, stats: StageStats, on_error_document) -> 
     except Exception as exc:  # a bad record: an error row, and the unit goes on
         log.debug("stage %s failed on a record", stage.name, exc_info=True)
         document = item if isinstance(item, Document) else on_error_document(item)
-        document.drop_reason = f"error.{stage.name}"
+        # An exception may name what went wrong (e.g. a timeout): error.<stage>.<error_code>.
+        code = getattr(exc, "error_code", None)
+        document.drop_reason = f"error.{stage.name}.{code}" if code else f"error.{stage.name}"
         document.error = f"{type(exc).__name__}: {exc}"[:2000]
         stats.dropped[document.drop_reason] += 1
         return None, document

@@ -3,7 +3,8 @@ import re
 import pytest
 
 from omnicorpus.extract.decode import codec_for, decode_html, looks_binary
-from omnicorpus.extract.html import ExtractConfig, ExtractStage, absolute_image_url
+from omnicorpus.extract.html import ExtractConfig, ExtractStage
+from omnicorpus.extract.sources import absolute_url as absolute_image_url
 from omnicorpus.io.warc import RawPage, ReadConfig, WarcReader
 from omnicorpus.stage import StageStats, run_stage
 from tests.builders import html_page
@@ -49,8 +50,17 @@ def test_page_without_images_is_dropped_or_kept_as_configured():
 
 
 def test_page_without_main_text_is_dropped():
-    _, rejected = extract(page_of("<html><head><title>x</title></head><body><div></div></body></html>"))
+    empty = "<html><head><title>x</title></head><body><div>{}</div></body></html>"
+    _, rejected = extract(page_of(empty.format('<img src="a.jpg">')))
     assert rejected.drop_reason == "extract.no_text"
+    _, rejected = extract(page_of(empty.format("")), require_image=False)
+    assert rejected.drop_reason == "extract.no_text"
+
+
+def test_page_without_any_img_tag_is_dropped_before_parsing_when_images_are_required():
+    _, rejected = extract(page_of(html_page("Text only", LONG, LONG)))
+    assert rejected.drop_reason == "extract.no_image"
+    assert rejected.signals == {}  # dropped on the raw text: never parsed, so nothing was measured
 
 
 def test_binary_junk_labelled_html_is_not_html():
@@ -121,7 +131,9 @@ def test_common_crawl_gb2312_pages_decode_to_chinese(common_crawl_warc):
         han = len(re.findall(r"[\u4e00-\u9fff]", text))
         assert han > 100, page.url
         assert text.count("\ufffd") < 0.001 * len(text), page.url
-    document, _ = extract(next(page for page in pages if page.url == "http://003338.cn/l41/481397.html"))
+    # The page's images are its header's logos and navigation buttons, not part of its text: read it text-only.
+    document, _ = extract(next(page for page in pages if page.url == "http://003338.cn/l41/481397.html"),
+                          require_image=False)
     assert "警方逮捕一些抗议者" in document.text and "我国卫生与健康领域" in document.title
 
 

@@ -1,0 +1,102 @@
+"""Pathological pages end as reason or error rows, within the extraction timeout: never a crash or a hang."""
+
+import random
+import signal
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from omnicorpus import schema
+from omnicorpus.config import load_config
+from omnicorpus.extract.html import ExtractConfig, ExtractStage
+from omnicorpus.io.warc import RawPage
+from omnicorpus.pipeline import run
+from omnicorpus.stage import StageStats, run_stage
+from tests.builders import make_warc
+
+MiB = 1024 * 1024
+# Generous: the pages below need well under a second each, or hit the 2 CPU-second timeout. A page that took
+# longer than this would mean the timeout did not fire.
+LIVENESS_SECONDS = 60
+
+
+def page_of(payload: bytes, content_type: str = "text/html") -> RawPage:
+    return RawPage(url="https://example.org/page.html", warc_file="t.warc", record_id="<urn:uuid:p>", offset=0,
+                   payload=payload, content_type=content_type)
+
+
+def extract(payload: bytes, **config):
+    started = time.monotonic()
+    kept, rejected = run_stage(ExtractStage(ExtractConfig(**config)), page_of(payload), StageStats(),
+                               RawPage.shell_document)
+    assert time.monotonic() - started < LIVENESS_SECONDS
+    return kept, rejected
+
+
+def fifty_megabytes_of_paragraphs() -> bytes:
+    paragraph = b"<p>" + b"lorem ipsum " * 85 + b"</p>\n"
+    return b"<html><body><img src='a.jpg'>" + paragraph * (50 * MiB // len(paragraph)) + b"</body></html>"
+
+
+def test_a_50_mb_page_becomes_a_timeout_error_row_when_the_read_limit_lets_it_through():
+    _, rejected = extract(fifty_megabytes_of_paragraphs())
+    assert rejected.drop_reason == "error.extract.timeout"
+    assert "CPU seconds" in rejected.error and schema.is_declared_reason(rejected.drop_reason)
+    assert signal.getsignal(signal.SIGPROF) in (signal.SIG_DFL, None)  # the handler was put back
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+
+
+def test_a_50_mb_page_in_a_warc_is_dropped_by_its_size_before_parsing(tmp_path):
+    warc = make_warc(tmp_path / "big.warc.gz", [
+        {"url": "https://example.org/big.html", "body": fifty_megabytes_of_paragraphs()},
+        {"url": "https://example.org/empty.html", "body": b""},
+        {"url": "https://example.org/junk.html", "body": random.Random(7).randbytes(64 * 1024)},
+    ])
+    result = run(load_config("extract-only", {"run.runner": "local"}), [str(warc)], tmp_path / "out")
+    reasons = {row["url"]: row["drop_reason"] for row in pq.read_table(tmp_path / "out" / "rejects").to_pylist()}
+    assert reasons == {"https://example.org/big.html": "read.too_large",
+                       "https://example.org/empty.html": "read.empty",
+                       "https://example.org/junk.html": "extract.not_html"}
+    assert result.stats["funnel"]["input"] == 3
+
+
+def test_100k_deep_nesting_ends_as_a_row():
+    deep = (b"<html><body><img src='a.jpg'>" + b"<div>" * 100_000 + b"Deep inside the page. " * 20
+            + b"</div>" * 100_000 + b"<p>" + b"Text after the nesting, long enough to be kept. " * 5 + b"</p>"
+            + b"</body></html>")
+    kept, rejected = extract(deep, require_image=False)
+    assert (kept is None) != (rejected is None)
+    if rejected is not None:
+        assert schema.is_declared_reason(rejected.drop_reason)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_binary_junk_labelled_html_is_not_html(seed):
+    junk = random.Random(seed).randbytes(256 * 1024)
+    _, rejected = extract(junk)
+    assert rejected.drop_reason == "extract.not_html"
+    png = b"\x89PNG\r\n\x1a\n" + random.Random(seed).randbytes(4096)
+    assert extract(png)[1].drop_reason == "extract.not_html"
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"<html><head><title>x</title></head><body></body></html>", "extract.no_text"),
+    (b"<html><body><img src='a.jpg'></body></html>", "extract.no_text"),
+    (b"   \n\t  ", "extract.no_text"),
+    (b"<!-- nothing -->", "extract.no_text"),
+])
+def test_empty_bodies_are_no_text(body, reason):
+    assert extract(body, require_image=False)[1].drop_reason == reason
+
+
+def test_a_page_over_its_cpu_budget_is_a_timeout_row_and_the_next_page_is_fine():
+    stage = ExtractStage(ExtractConfig(timeout_seconds=0.05, require_image=False))
+    heavy = b"<html><body>" + (b"<div><p>" + b"word " * 40 + b"</p></div>\n") * 20_000 + b"</body></html>"
+    stats = StageStats()
+    _, rejected = run_stage(stage, page_of(heavy), stats, RawPage.shell_document)
+    assert rejected.drop_reason == "error.extract.timeout"
+    light = b"<html><body><article><p>" + b"A short but real paragraph of text. " * 10 + b"</p></article></body></html>"
+    kept, _ = run_stage(stage, page_of(light), stats, RawPage.shell_document)
+    assert kept is not None and "real paragraph" in kept.text
+    assert dict(stats.dropped) == {"error.extract.timeout": 1} and stats.kept == 1
