@@ -282,9 +282,9 @@ def detail_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
 # Every phase of a run, in order. Later phases read the documents the previous enabled phase kept.
 PHASES: tuple[Phase, ...] = (
     Phase("extract", extract_unit),
-    Phase("images", images_unit, run_global=fetch_images),
+    Phase("images", images_unit, run_global=fetch_images, enabled=lambda config: config.images.enabled),
     Phase("image_frequency", image_frequency_unit, run_global=count_image_frequency,
-          enabled=lambda config: config.image_frequency.enabled),
+          enabled=lambda config: config.images.enabled and config.image_frequency.enabled),
     Phase("detail", detail_unit, enabled=filters.detail_enabled),
 )
 

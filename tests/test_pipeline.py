@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from omnicorpus.config import ConfigError, load_config
-from omnicorpus.pipeline import RunError, UnitFailed, plan_shards, run, Unit
+from omnicorpus.pipeline import RunError, UnitFailed, Unit, phases_of, plan_shards, run
 from omnicorpus.validate import validate_output
 from tests.builders import NO_TEXT_FILTERS, html_page, make_warc
 from tests.conftest import EXAMPLES, WARCS, copy_as_killed, tiny_png
@@ -211,3 +211,15 @@ def test_ray_and_local_runners_give_identical_output(tmp_path, example_run):
         assert local_files
         for path in local_files:
             assert (tmp_path / "ray" / folder / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_the_extract_only_pipeline_keeps_every_page_with_text(tmp_path, edge_case_warcs):
+    config = load_config("extract-only", {"run.runner": "local"})
+    assert [phase.name for phase in phases_of(config)] == ["extract"]
+    result = run(config, [str(EXAMPLES), *map(str, edge_case_warcs)], tmp_path / "out")
+    dropped = result.stats["funnel"]["dropped"]
+    assert not any(reason.startswith(("filter.", "images.", "extract.no_image")) for reason in dropped)
+    rows = kept_rows(tmp_path / "out", ["url", "image_info"])
+    assert "http://books.toscrape.com/" in {row["url"] for row in rows}
+    statuses = {info["status"] for row in rows for info in row["image_info"] if info}
+    assert statuses == {"not_fetched"}

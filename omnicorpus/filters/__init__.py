@@ -23,8 +23,9 @@ from omnicorpus.stage import Stage
 
 @dataclass(frozen=True, kw_only=True)
 class TextFiltersConfig:
-    """The `[filter.*]` sections of a pipeline file."""
+    """The `[filter.*]` sections of a pipeline file; `[filter] enabled = false` switches every text filter off."""
 
+    enabled: bool = True
     language: LanguageConfig = field(default_factory=LanguageConfig)
     gopher_quality: GopherQualityConfig = field(default_factory=GopherQualityConfig)
     gopher_repetition: GopherRepetitionConfig = field(default_factory=GopherRepetitionConfig)
@@ -36,7 +37,8 @@ class TextFiltersConfig:
 
     def __post_init__(self):
         # A missing LID model is a start-up error, not an error row for every document.
-        if (self.language.enabled or self.paragraph_language.enabled) and self.language.model_path is None:
+        uses_model = self.language.enabled or self.paragraph_language.enabled
+        if self.enabled and uses_model and self.language.model_path is None:
             try:
                 bundled_model_path()
             except ModelNotFound as exc:
@@ -44,6 +46,8 @@ class TextFiltersConfig:
 
 
 def _preliminary(filters: TextFiltersConfig) -> list[tuple[type[Stage], object]]:
+    if not filters.enabled:
+        return []
     return [(stage, config) for stage, config in (
         (LanguageFilter, filters.language),
         (GopherQualityFilter, filters.gopher_quality),
@@ -53,6 +57,8 @@ def _preliminary(filters: TextFiltersConfig) -> list[tuple[type[Stage], object]]
 
 
 def _detail(filters: TextFiltersConfig) -> list[tuple[type[Stage], object]]:
+    if not filters.enabled:
+        return []
     stages = [(stage, config) for stage, config in (
         (ParagraphLanguageFilter, filters.paragraph_language),
         (ParagraphRules, filters.paragraphs),

@@ -14,6 +14,8 @@ FREQUENCY_KEYS = ("phash", "dhash", "sha256", "url")
 
 @dataclass(frozen=True, kw_only=True)
 class ImagesConfig:
+    # false leaves out the images and image_frequency phases: image slots stay URLs with status not_fetched.
+    enabled: bool = True
     # -- where bytes come from, in this order --------------------------------------------------------
     resolve_from_warc: bool = True
     # A local image store (docs/images.md): a folder of files named by sha256(url) (OmniCorpus layout, with
