@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import multiprocessing
 import random
 import re
 import sys
@@ -185,21 +186,32 @@ def train(labelled: list[tuple[str, str]], model_path: str | Path, settings: Tra
     validation, training = rows[:held_out], rows[held_out:]
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = model_path.with_name(model_path.name + ".tmp")
     with tempfile.TemporaryDirectory() as folder:
         train_file = Path(folder) / "train.txt"
         train_file.write_text("".join(f"{_LABEL_PREFIX}{label} {prepare_text(text)}\n" for label, text in training),
                               encoding="utf-8")
-        model = fasttext.train_supervised(
-            input=str(train_file), epoch=settings.epochs, lr=settings.learning_rate,
-            wordNgrams=settings.word_ngrams, dim=settings.dimension, minCount=settings.min_count, bucket=settings.buckets, thread=1,
-            seed=settings.seed, verbose=0,
-        )
-    temporary = model_path.with_name(model_path.name + ".tmp")
-    model.save_model(str(temporary))
+        # fastText's trainer (0.9.2) reads memory it never wrote: in a process whose heap has been used (a
+        # long-lived worker, a test session) the same data and seed can end in "Encountered NaN". A fresh
+        # process gives every training the clean heap a command-line run has.
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            pool.apply(_train_fasttext, (str(train_file), str(temporary), settings))
     os.replace(temporary, model_path)
+    model = fasttext.load_model(str(model_path))
     counts = {label: sum(1 for row_label, _ in training if row_label == label) for label in LABELS}
     report = _evaluate(model, validation) if validation else None
     return TrainResult(str(model_path), len(training), counts, report)
+
+
+def _train_fasttext(train_file: str, model_file: str, settings: TrainSettings) -> None:
+    import fasttext
+
+    model = fasttext.train_supervised(
+        input=train_file, epoch=settings.epochs, lr=settings.learning_rate, wordNgrams=settings.word_ngrams,
+        dim=settings.dimension, minCount=settings.min_count, bucket=settings.buckets, thread=1,
+        seed=settings.seed, verbose=0,
+    )
+    model.save_model(model_file)
 
 
 def _evaluate(model, rows: list[tuple[str, str]]) -> dict[str, float]:
