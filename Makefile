@@ -22,7 +22,7 @@ $(BIN)/omnicorpus: pyproject.toml
 	touch $@
 
 install-dev: $(BIN)/omnicorpus
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
 
 clean:
 	rm -rf out/ .pytest_cache

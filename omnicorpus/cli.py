@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from omnicorpus import __version__
+from omnicorpus.train.cli import add_parser as add_train_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--id", dest="document_id", help="show the document with this id")
     show.add_argument("--width", type=int, default=100, help="wrap text at this many columns")
     show.set_defaults(handler=_show)
+    add_train_parser(commands)
     return parser
 
 
