@@ -185,14 +185,11 @@ class TrainerConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainerConfig":
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {"preset": data["preset"]}
-        for name, section_class in _SECTION_CLASSES.items():
-            values[name] = section_class(**data[name])
-        unknown = set(data) - set(sections)
+        unknown = set(data) - {"preset", *_SECTION_CLASSES}
         if unknown:
             raise TrainConfigError(f"unknown trainer config sections {sorted(unknown)}")
-        return cls(**values)
+        sections = {name: section_class(**data[name]) for name, section_class in _SECTION_CLASSES.items()}
+        return cls(preset=data["preset"], **sections)
 
     def identity_hash(self) -> str:
         """Hash of everything that must match to resume (all but the logging and checkpoint cadence)."""

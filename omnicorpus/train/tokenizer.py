@@ -7,7 +7,6 @@ is the span `<soi> <img>×P <eoi>`. Text never encodes to a special token.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -15,8 +14,7 @@ from typing import Iterable, Iterator
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from omnicorpus.train.config import TOKENIZER_KINDS, TrainConfigError
-
-log = logging.getLogger(__name__)
+from omnicorpus.train.shards import open_parquet
 
 PAD, SOT, EOT, SOI, IMG, EOI, UNK = "<pad>", "<sot>", "<eot>", "<soi>", "<img>", "<eoi>", "<unk>"
 SPECIAL_TOKENS = (PAD, SOT, EOT, SOI, IMG, EOI, UNK)
@@ -98,8 +96,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, kind: str = "bpe") ->
 
 def shard_texts(paths: list[str], max_documents: int | None = None) -> Iterator[str]:
     """Every text slot of the shards, reading only the `texts` column, one row group at a time."""
-    from omnicorpus.train.shards import open_parquet
-
     documents = 0
     for path in paths:
         handle = open_parquet(path)
