@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
@@ -109,6 +110,15 @@ def user_errors(handler):
     return run
 
 
+@contextlib.contextmanager
+def _train_extra():
+    """torch and tokenizers come with the train extra; without it, say so instead of a traceback."""
+    try:
+        yield
+    except ImportError as exc:
+        raise TrainConfigError(f"this command needs the train extra: pip install 'omnicorpus[train]' ({exc})") from exc
+
+
 def build_config(args) -> TrainerConfig:
     overrides = dict(parse_override(text) for text in args.overrides)
     for flag, key in FLAG_KEYS.items():
@@ -124,10 +134,8 @@ def _train(args) -> int:
     if not args.shards or not args.output:
         raise TrainConfigError("omnicorpus train needs --shards and --output")
     config = build_config(args)
-    try:
+    with _train_extra():
         from omnicorpus.train.train import train
-    except ImportError as exc:
-        raise TrainConfigError(f"the trainer needs the train extra: pip install 'omnicorpus[train]' ({exc})") from exc
     result = train(config, args.shards, args.output, tokenizer_path=args.tokenizer, stop_at_step=args.stop_at_step,
                    overwrite=args.overwrite, peak_tflops=args.peak_tflops)
     if os.environ.get("RANK", "0") == "0":  # one line, not one per torchrun process
@@ -137,7 +145,9 @@ def _train(args) -> int:
 
 def _tokenizer(args) -> int:
     from omnicorpus.train.shards import find_shards
-    from omnicorpus.train.tokenizer import shard_texts, train_tokenizer
+
+    with _train_extra():
+        from omnicorpus.train.tokenizer import shard_texts, train_tokenizer
 
     paths = find_shards(args.tokenizer_shards)
     tokenizer = train_tokenizer(shard_texts(paths, args.max_documents), args.vocab_size, args.kind)

@@ -231,7 +231,7 @@ def _b16() -> TrainerConfig:
         vision=VisionConfig(image_size=224, patch_size=16, width=768, layers=12, heads=12),
         lm=LanguageModelConfig(width=768, layers=12, heads=12, context_length=280),
         loss=LossConfig(pool_heads=12),
-        # The global batch size of LCL's runs is unpublished; 128 per GPU fits a B/16 at context 280 in bf16.
+        # LCL's global batch size is unpublished; 128 per GPU is a starting point (memory not yet measured).
         data=DataConfig(batch_size=128, workers=8, tokenizer_vocab_size=32000),
         optim=OptimConfig(),
     )
