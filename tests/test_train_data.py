@@ -16,6 +16,9 @@ from omnicorpus.train.shards import ShardError, find_shards, list_units
 from omnicorpus.train.tokenizer import TextTokenizer, train_tokenizer
 
 torch = pytest.importorskip("torch")
+# One intra-op thread: the tiny model's ops are too small to split, and on a busy 2-core machine a second
+# OpenMP thread waiting at every barrier made the learnability run 15x slower (165 s against 11 s).
+torch.set_num_threads(1)
 
 from omnicorpus.train.batch import collate  # noqa: E402
 from omnicorpus.train.stream import ShardStream, StreamError, batches  # noqa: E402

@@ -20,6 +20,9 @@ from omnicorpus.train.interleave import SequenceBuilder
 from omnicorpus.train.tokenizer import train_tokenizer
 
 torch = pytest.importorskip("torch")
+# One intra-op thread: the tiny model's ops are too small to split, and on a busy 2-core machine a second
+# OpenMP thread waiting at every barrier made the learnability run 15x slower (165 s against 11 s).
+torch.set_num_threads(1)
 
 from omnicorpus.train.batch import collate  # noqa: E402
 from omnicorpus.train.loss import lcl_loss  # noqa: E402

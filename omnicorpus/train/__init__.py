@@ -8,6 +8,7 @@ patch tokens (cross-entropy, weight 1.0). See docs/trainer.md.
 Modules, in the order a reader meets them:
   config.py      presets and frozen dataclasses (no torch)
   tokenizer.py   the text tokenizer with the special tokens (HF `tokenizers`, no torch)
+  shards.py      shard files and their (file, row group) units from the Parquet footers (no torch)
   interleave.py  a document row -> token ids and image pixels (no torch)
   synthetic.py   a rendered shapes-and-colours corpus written as real shards (tests, benchmarks; no torch)
   stream.py      the streaming IterableDataset over (file, row group) units, with resumable state

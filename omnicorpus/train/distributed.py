@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from omnicorpus.train.config import TrainConfigError
 from omnicorpus.train.model import LCLModel
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ def setup(mode: str = "auto") -> DistributedContext:
     if mode == "auto":
         mode = "ddp" if world_size > 1 else "none"
     if mode == "none" and world_size > 1:
-        raise ValueError(f"{world_size} processes were started but optim.distributed is 'none'; use ddp or fsdp2")
+        raise TrainConfigError(f"{world_size} processes were started but optim.distributed is 'none'; "
+                               "use ddp or fsdp2")
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
