@@ -100,3 +100,19 @@ def test_a_page_over_its_cpu_budget_is_a_timeout_row_and_the_next_page_is_fine()
     kept, _ = run_stage(stage, page_of(light), stats, RawPage.shell_document)
     assert kept is not None and "real paragraph" in kept.text
     assert dict(stats.dropped) == {"error.extract.timeout": 1} and stats.kept == 1
+
+
+def test_a_timeout_that_library_code_swallows_still_ends_as_a_timeout():
+    from omnicorpus.extract.html import ExtractTimeout, cpu_time_limit
+
+    swallowed = 0
+    with pytest.raises(ExtractTimeout):
+        with cpu_time_limit(0.2):
+            end = time.process_time() + 1.0
+            while time.process_time() < end:  # like trafilatura's fallbacks: catch everything and go on
+                try:
+                    sum(range(10_000))
+                except ExtractTimeout:
+                    swallowed += 1
+    assert swallowed >= 2  # the timer kept firing after the first expiry was swallowed
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)

@@ -173,14 +173,23 @@ def cpu_time_limit(seconds: float):
         yield
         return
 
+    message = f"extraction took more than {seconds} CPU seconds"
+    expired = False
+
     def expire(signum, frame):
-        raise ExtractTimeout(f"extraction took more than {seconds} CPU seconds")
+        nonlocal expired
+        expired = True
+        raise ExtractTimeout(message)
 
     previous = signal.signal(signal.SIGPROF, expire)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
+    # The timer repeats every 50 ms of CPU after the first expiry: library code that catches the exception
+    # (trafilatura's own fallbacks do) gets it again until the block is left.
+    signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         # None: the previous handler was not set from Python; the default is what it was.
         signal.signal(signal.SIGPROF, previous if previous is not None else signal.SIG_DFL)
+    if expired:  # a library swallowed every expiry and returned: its result came too late to be trusted
+        raise ExtractTimeout(message)
