@@ -106,6 +106,16 @@ def trafilatura_text_only(**options) -> Callable[[str, str], Extraction | None]:
     return extract
 
 
+def resiliparse_text_only(**options) -> Callable[[str, str], Extraction | None]:
+    def extract(html: str, url: str) -> Extraction | None:
+        from resiliparse.extract.html2text import extract_plain_text
+
+        text = extract_plain_text(html, main_content=True, **options)
+        return Extraction(text, ()) if text.strip() else None
+
+    return extract
+
+
 def trafilatura_images_walked(**options) -> Callable[[str, str], Extraction | None]:
     def extract(html: str, url: str) -> Extraction | None:
         from trafilatura import bare_extraction
@@ -211,6 +221,7 @@ def main() -> None:
             "trafilatura text-only (same settings)": trafilatura_text_only(**same),
             "trafilatura text-only (defaults)": trafilatura_text_only(),
             "trafilatura images walked (same settings)": trafilatura_images_walked(**same),
+            "resiliparse text-only (defaults)": resiliparse_text_only(),
         }
         decoded = {t.page.url: decode_html(t.page.path.read_bytes(), "text/html")[0] for t in truths}
         for name, extractor in peers.items():

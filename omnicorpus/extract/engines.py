@@ -1,0 +1,91 @@
+"""Main-text engines: what the main text of a page is, as a tree of blocks that `layout.interleave` places.
+
+The engine only decides the text. Images are placed afterwards from the page's DOM (`align.py`, `layout.py`),
+by locating the engine's text in the page, so any text-only extractor whose output is page text can stand here.
+Both engines return a `<body>` element whose children are blocks in trafilatura's output vocabulary (`head`,
+`p`, `list`/`item`, `table`/`row`/`cell`, `lb` for a line break), or None when the page has no main text.
+
+- `trafilatura` (the default): trafilatura's text-only extraction on the lxml tree the images were resolved in
+  (one parse). Headings, lists and tables keep their structure.
+- `resiliparse`: resiliparse's `extract_plain_text(main_content=True)`, about 30x faster than trafilatura in
+  fast mode on the shared pages, at a cost in text quality (docs/extraction.md has both measured). It parses
+  the page a second time with its own parser (lexbor; cheaper than what it saves). Its output is plain text:
+  blocks separated by a blank line, lines by a newline, table cells by two tabs; so headings are blocks like
+  paragraphs, and list items are lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lxml import etree
+
+ENGINES = ("trafilatura", "resiliparse")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
+# resiliparse separates the cells of a table row with two tabs.
+_RESILIPARSE_CELL = "\t\t"
+
+
+def trafilatura_body(tree, url: str, config):
+    """trafilatura, text only, on `tree` (it works on its own copy: the tree is not changed)."""
+    from trafilatura import bare_extraction
+
+    result = bare_extraction(
+        tree,
+        url=url,
+        include_images=False,
+        include_tables=config.include_tables,
+        include_comments=config.include_comments,
+        favor_precision=config.favor == "precision",
+        favor_recall=config.favor == "recall",
+        fast=config.fast,
+        with_metadata=False,
+        deduplicate=False,
+    )
+    return None if result is None else result.body
+
+
+def resiliparse_body(html: str, config):
+    """resiliparse's main-content plain text as `<p>` blocks of lines (`<lb/>` between lines)."""
+    from resiliparse.extract.html2text import extract_plain_text
+
+    text = extract_plain_text(
+        html,
+        preserve_formatting=True,
+        main_content=True,
+        # Nothing that is not page text, or the text could not be located in the page: no bullets or numbers
+        # for list items, no alt texts (image context comes from the DOM), no link targets, no form values.
+        list_bullets=False,
+        alt_texts=False,
+        links=False,
+        form_fields=False,
+        noscript=False,
+        comments=config.include_comments,
+        # No bylines and dates ("von · 22. Oktober 2019"): +0.002 text F1 on the shared pages (bench/fidelity.py).
+        post_meta=False,
+        skip_elements=None if config.include_tables else ["table"],
+    )
+    return blocks_of(text)
+
+
+def blocks_of(text: str):
+    """Plain text → `<body>` with one `<p>` per block (blank-line separated) and `<lb/>` between its lines; a
+    line of tab-separated cells becomes `cell` elements of a `row`, so the slot rule renders " | " between them."""
+    body = etree.Element("body")
+    for block in _BLANK_LINE.split(text):
+        lines = [line.strip(" \n\r\f\v") for line in block.split("\n")]
+        lines = [line for line in lines if line.strip()]
+        if not lines:
+            continue
+        paragraph = etree.SubElement(body, "p")
+        for line in lines:
+            if _RESILIPARSE_CELL in line:
+                row = etree.SubElement(paragraph, "row")
+                for cell_text in line.split(_RESILIPARSE_CELL):
+                    if cell_text.strip():
+                        etree.SubElement(row, "cell").text = cell_text.strip()
+            elif len(paragraph) == 0 and paragraph.text is None:
+                paragraph.text = line.strip()
+            else:
+                etree.SubElement(paragraph, "lb").tail = line.strip()
+    return body if len(body) else None
