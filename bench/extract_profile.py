@@ -62,7 +62,7 @@ def profile_pass(pages: list[tuple[str, bytes]], config) -> dict[str, float]:
         images = resolve_images(tree, url, config.srcset_width, config.prefer_src, captions)
         steps.mark("image resolution (sources.py, title)")
         if config.engine == "resiliparse":
-            body = engines.resiliparse_body(html, config)
+            body = engines.resiliparse_body(tree, config)
         else:
             body = engines.trafilatura_body(tree, url, config)
         steps.mark(f"main text: {config.engine}")

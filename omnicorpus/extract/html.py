@@ -142,7 +142,7 @@ class ExtractStage(Stage[ExtractConfig]):
         captions = caption_elements(tree)
         images = resolve_images(tree, url, self.config.srcset_width, self.config.prefer_src, captions)
         if self.config.engine == "resiliparse":
-            body = resiliparse_body(html, self.config)
+            body = resiliparse_body(tree, self.config)
         else:
             body = trafilatura_body(tree, url, self.config)
         if body is None:
