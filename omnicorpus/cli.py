@@ -1,4 +1,4 @@
-"""The `omnicorpus` command: run, validate, show."""
+"""The `omnicorpus` command: run, validate, show, dedup."""
 
 from __future__ import annotations
 
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--id", dest="document_id", help="show the document with this id")
     show.add_argument("--width", type=int, default=100, help="wrap text at this many columns")
     show.set_defaults(handler=_show)
+
+    from omnicorpus.dedup.command import add_parser as add_dedup_parser
+
+    add_dedup_parser(commands)
     return parser
 
 

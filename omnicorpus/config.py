@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnicorpus.dedup.config import DedupConfig
 from omnicorpus.extract.html import ExtractConfig
 from omnicorpus.images.resolve import ImagesConfig
 from omnicorpus.io.warc import ReadConfig
@@ -80,6 +81,7 @@ class PipelineConfig:
     run: RunConfig = field(default_factory=RunConfig)
     read: ReadConfig = field(default_factory=ReadConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     write: WriteConfig = field(default_factory=WriteConfig)
 

@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 import omnicorpus
 from omnicorpus import schema
 from omnicorpus.config import PipelineConfig
+from omnicorpus.dedup import phase as dedup
+from omnicorpus.dedup.stage import DedupStage
 from omnicorpus.document import Document, from_table
 from omnicorpus.extract.html import ExtractStage
 from omnicorpus.images.resolve import resolve_from_store
@@ -134,7 +136,7 @@ class ReadFailure(Exception):
 
 def stage_classes(config: PipelineConfig) -> list[type[Stage]]:
     """Every stage class a run with this config may use, in pipeline order."""
-    return [ReadStage, ExtractStage]
+    return [ReadStage, ExtractStage, DedupStage]
 
 
 def run_schema(config: PipelineConfig, extra_signals: dict[str, Any] | None = None) -> pa.Schema:
@@ -293,6 +295,7 @@ def read_phase_documents(context: RunContext, phase: str, unit: Unit) -> list[Do
 # Every phase of a run, in order. Later phases read the documents the previous enabled phase kept.
 PHASES: tuple[Phase, ...] = (
     Phase("extract", extract_unit),
+    Phase("dedup", run_unit=dedup.dedup_unit, run_global=dedup.dedup_global, enabled=dedup.enabled),
     Phase("images", images_unit),
 )
 
