@@ -108,14 +108,9 @@ def add_parser(commands) -> None:
 
 
 def _dedup(args) -> int:
-    from omnicorpus.config import load_config, parse_override
+    from omnicorpus.cli import config_from_args
 
-    overrides = dict(parse_override(text) for text in args.overrides)
-    for key, value in (("run.runner", args.runner), ("run.ray_address", args.ray_address),
-                       ("run.workers", args.workers)):
-        if value is not None:
-            overrides[key] = value
-    config = load_config(args.config, overrides)
+    config = config_from_args(args)
     result = run_dedup(config, args.inputs, args.output, overwrite=args.overwrite,
                        config_source=str(args.config) if args.config else None)
     if result.skipped:
