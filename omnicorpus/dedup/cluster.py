@@ -133,12 +133,9 @@ class StarEdges(GroupFunction):
                       self.partitions)
 
 
-class LargeStar(GroupFunction):
-    """map_groups function over undirected edges (both directions present), grouped by node.
-
-    For each node u with m = min(u and its neighbours), links every neighbour larger than u to m. Returns
-    edges (larger node → m), marked `changed` where m is not u itself.
-    """
+class StarRound(GroupFunction):
+    """One round of the component algorithm over edge rows grouped by node: `step` sees the distinct
+    (node, neighbour) pairs of the partition as int codes, sorted by node then neighbour."""
 
     def __init__(self, partitions: int):
         self.partitions = partitions
@@ -149,38 +146,40 @@ class LargeStar(GroupFunction):
         if not len(nodes):
             return EDGE_SCHEMA.empty_table()
         starts = _group_starts(nodes)
-        smallest = np.minimum(nodes, neighbours[np.flatnonzero(starts)][np.cumsum(starts) - 1])
+        sources, targets, changed, both = self.step(nodes, neighbours, np.flatnonzero(starts), np.cumsum(starts) - 1)
+        kinds = np.full(len(sources), STRUCTURE)
+        if both:
+            sources, targets, kinds, changed = _both_directions(sources, targets, kinds, changed)
+        return _edges(dictionary, sources, targets, kinds, changed, self.partitions)
+
+    def step(self, nodes, neighbours, group_start, group_of):
+        """Returns (sources, targets, changed, whether to write both directions)."""
+        raise NotImplementedError
+
+
+class LargeStar(StarRound):
+    """Over undirected edges (both directions present): for each node u with m = min(u and its neighbours),
+    links every neighbour larger than u to m; `changed` where m is not u itself."""
+
+    def step(self, nodes, neighbours, group_start, group_of):
+        smallest = np.minimum(nodes, neighbours[group_start][group_of])
         larger = neighbours > nodes
-        kinds = np.full(int(larger.sum()), STRUCTURE)
-        return _edges(dictionary, neighbours[larger], smallest[larger], kinds, smallest[larger] < nodes[larger],
-                      self.partitions)
+        return neighbours[larger], smallest[larger], smallest[larger] < nodes[larger], False
 
 
-class SmallStar(GroupFunction):
-    """map_groups function over large-star edges (node → smaller neighbour), grouped by node.
+class SmallStar(StarRound):
+    """Over large-star edges (node → smaller neighbour): for each node u with m = its smallest neighbour,
+    links u and every other smaller neighbour of u to m, in both directions; `changed` where u had two or
+    more smaller neighbours."""
 
-    For each node u with m = its smallest neighbour, links u and every other smaller neighbour of u to m.
-    Returns the edges in both directions, `changed` where u had two or more smaller neighbours.
-    """
-
-    def __init__(self, partitions: int):
-        self.partitions = partitions
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        dictionary, (nodes, neighbours) = _codes(table.column("node"), table.column("neighbour"))
-        nodes, neighbours = _distinct_pairs(nodes, neighbours)
-        if not len(nodes):
-            return EDGE_SCHEMA.empty_table()
-        starts = _group_starts(nodes)
-        group_start = np.flatnonzero(starts)
-        smallest = neighbours[group_start][np.cumsum(starts) - 1]
+    def step(self, nodes, neighbours, group_start, group_of):
+        smallest = neighbours[group_start][group_of]
         group_size = np.diff(np.append(group_start, len(nodes)))
         others = neighbours != smallest
         sources = np.concatenate((nodes[group_start], neighbours[others]))
         targets = np.concatenate((smallest[group_start], smallest[others]))
         changed = np.concatenate((group_size >= 2, np.zeros(int(others.sum()), bool)))
-        kinds = np.full(len(sources), STRUCTURE)
-        return _edges(dictionary, *_both_directions(sources, targets, kinds, changed), self.partitions)
+        return sources, targets, changed, True
 
 
 class Losers(GroupFunction):
