@@ -111,8 +111,31 @@ class GroupFunction:
         return type(self).__name__
 
 
+def local_components(count: int, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For codes 0..count-1 linked by (sources[i], targets[i]): the smallest code of each one's component.
+
+    Min-label propagation over the edges with pointer jumping, vectorised; for the star-shaped groups of one
+    partition it settles in a few passes.
+    """
+    labels = np.arange(count)
+    while True:
+        before = labels.copy()
+        np.minimum.at(labels, sources, labels[targets])
+        np.minimum.at(labels, targets, labels[sources])
+        while not np.array_equal(jumped := labels[labels], labels):
+            labels = jumped
+        if np.array_equal(labels, before):
+            return labels
+
+
 class StarEdges(GroupFunction):
-    """map_groups function over key rows: links every member of a key group to the group's best node."""
+    """map_groups function over key rows, one partition of keys per call.
+
+    Documents sharing a key are linked; the partition's links are contracted at once into one star per local
+    component, around its smallest node (the one the keep policy prefers). That changes no global component
+    and leaves the rounds little to do; with a single partition the stars are already the final components.
+    Each row carries the strongest kind of key its node shares in this partition.
+    """
 
     def __init__(self, partitions: int):
         self.partitions = partitions
@@ -122,14 +145,20 @@ class StarEdges(GroupFunction):
                                ("node", "ascending")])
         kind = table.column("kind").to_numpy()
         starts = _group_starts(kind, table.column("key").to_numpy(), table.column("key2").to_numpy())
-        group_first = np.flatnonzero(starts)[np.cumsum(starts) - 1]
         members = np.flatnonzero(~starts)
         if not len(members):
             return EDGE_SCHEMA.empty_table()
         dictionary, (nodes,) = _codes(table.column("node"))
-        member_nodes, best_nodes = nodes[members], nodes[group_first[members]]
-        kinds = kind[members]
-        return _edges(dictionary, *_both_directions(member_nodes, best_nodes, kinds, np.zeros(len(kinds), bool)),
+        group_best = nodes[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
+        strongest = np.full(len(dictionary), len(KINDS), dtype=np.int8)
+        np.minimum.at(strongest, nodes[members], kind[members])
+        np.minimum.at(strongest, group_best[members], kind[members])
+        labels = local_components(len(dictionary), nodes[members], group_best[members])
+        linked = np.flatnonzero(strongest < len(KINDS))
+        leaves = linked[labels[linked] != linked]
+        roots = labels[leaves]
+        return _edges(dictionary, np.concatenate((leaves, roots)), np.concatenate((roots, leaves)),
+                      np.concatenate((strongest[leaves], strongest[roots])), np.zeros(2 * len(leaves), bool),
                       self.partitions)
 
 
@@ -183,12 +212,18 @@ class SmallStar(StarRound):
 
 
 class Losers(GroupFunction):
-    """map_groups function joining, by node, the star edges (kinds) with the converged components (roots)."""
+    """map_groups function joining, by node, the star edges (kinds) with the converged components (roots).
+
+    `stars_are_final`: the star edges are the components already (one partition), no rounds ran.
+    """
+
+    def __init__(self, stars_are_final: bool = False):
+        self.stars_are_final = stars_are_final
 
     def __call__(self, table: pa.Table) -> pa.Table:
         dictionary, (nodes, neighbours) = _codes(table.column("node"), table.column("neighbour"))
         kinds = table.column("kind").to_numpy()
-        assignment = (kinds == STRUCTURE) & (neighbours < nodes)
+        assignment = (neighbours < nodes) & (True if self.stars_are_final else kinds == STRUCTURE)
         losers, roots = _distinct_pairs(nodes[assignment], neighbours[assignment])
         if not len(losers):
             return LOSER_SCHEMA.empty_table()

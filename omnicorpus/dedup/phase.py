@@ -74,7 +74,7 @@ def dedup_global(context: "RunContext", units: list["Unit"], executor) -> None:
     summary.update(cluster_keys(executor, [result["path"] for result in keys if result["rows"]], partitions,
                                 folder, [unit.name for unit in units], context.metadata))
     atomic_write_json(done, summary)
-    log.info("dedup: %d documents, %d duplicate links, %d dropped (%s)", documents, summary["edges"],
+    log.info("dedup: %d documents, %d dropped (%s)", documents,
              sum(summary["losers"].values()), summary["losers"])
 
 
@@ -82,15 +82,18 @@ def cluster_keys(executor, key_files: list[str], partitions: int, folder: Path, 
                  metadata: dict[bytes, bytes]) -> dict[str, Any]:
     """The cluster step over written key files: losers/<unit>.parquet under `folder`; returns counts."""
     groups = folder / "groups"
-    summary: dict[str, Any] = {"edges": 0, "rounds": 0, "losers": dict.fromkeys(KINDS, 0)}
+    summary: dict[str, Any] = {"links": 0, "rounds": 0, "losers": dict.fromkeys(KINDS, 0)}
     edges = executor.map_groups(key_files, "partition", StarEdges(partitions), str(groups / "edges"))
-    summary["edges"] = count_rows(edges) // 2
-    if summary["edges"]:
+    summary["links"] = count_rows(edges) // 2  # (document, local survivor) pairs
+    if summary["links"]:
         def report(round_number, rows, changes):
             log.info("dedup components: round %d, %d edge rows, %d changes", round_number, rows, changes)
 
-        stars, summary["rounds"] = connected_components(executor, edges, groups, partitions, report)
-        losers = executor.map_groups(edges + stars, "partition", Losers(), str(groups / "losers"))
+        if partitions == 1:  # one partition saw every key: its stars are the components
+            losers = executor.map_groups(edges, "partition", Losers(stars_are_final=True), str(groups / "losers"))
+        else:
+            stars, summary["rounds"] = connected_components(executor, edges, groups, partitions, report)
+            losers = executor.map_groups(edges + stars, "partition", Losers(), str(groups / "losers"))
         executor.map_groups(losers, "unit", WriteUnitLosers(str(folder / "losers"), unit_names, metadata),
                             str(groups / "units"))
         for path in losers:
