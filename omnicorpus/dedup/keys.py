@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -112,13 +111,6 @@ def _digest_pair(kind: str, value: bytes) -> tuple[int, int]:
     return struct.unpack(">QQ", digest)
 
 
-@dataclass
-class UnitKeys:
-    table: pa.Table
-    documents: int
-    by_kind: dict[str, int]
-
-
 class KeyBuilder:
     """Turns a unit's documents into key rows; holds the MinHasher (its permutations) between units."""
 
@@ -128,9 +120,9 @@ class KeyBuilder:
         self.bands, self.rows = near.layout
         self._hasher = MinHasher(near.num_perm, near.ngram, near.seed) if near.enabled else None
 
-    def build(self, table: pa.Table, unit_index: int, partitions: int) -> UnitKeys:
+    def build(self, table: pa.Table, unit_index: int, partitions: int) -> pa.Table:
+        """The key rows of a unit's documents (columns DOCUMENT_COLUMNS), sorted by kind then document."""
         config = self.config
-        count = table.num_rows
         texts = ["\n\n".join(text for text in slots if text) for slots in table.column("texts").to_pylist()]
         image_lists = [[url for url in slots if url] for slots in table.column("images").to_pylist()]
         image_counts = np.array([len(urls) for urls in image_lists], dtype=np.uint64)
@@ -170,8 +162,7 @@ class KeyBuilder:
             "key2": pa.array(key2),
             "node": pa.array(nodes, pa.binary()).take(pa.array(owner)),
         }, schema=KEY_SCHEMA)
-        by_kind = {name: int((kind == code).sum()) for code, name in enumerate(KINDS)}
-        return UnitKeys(rows, count, by_kind)
+        return rows
 
     def _text_keys(self, texts: list[str], columns: list[np.ndarray]) -> list[np.ndarray]:
         hasher = self._hasher or MinHasher(1, self.config.near.ngram, self.config.near.seed)

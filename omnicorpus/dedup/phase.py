@@ -53,7 +53,7 @@ def write_unit_keys(context: "RunContext", unit: "Unit", unit_index: int, partit
     if not path.exists():
         table = pq.read_table(unit_documents(context, unit), columns=DOCUMENT_COLUMNS)
         keys = KeyBuilder(context.config.dedup).build(table, unit_index, partitions)
-        write_table(path, keys.table, metadata=context.metadata, compression=context.config.write.compression)
+        write_table(path, keys, metadata=context.metadata, compression=context.config.write.compression)
     return {"unit": unit.name, "path": str(path), "rows": pq.ParquetFile(path).metadata.num_rows}
 
 
