@@ -378,3 +378,14 @@ def test_ray_and_local_runners_find_the_same_duplicates(tmp_path):
         assert files
         for path in files:
             assert (tmp_path / "ray" / folder / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_show_names_the_kept_copy_of_a_duplicate(tmp_path, capsys):
+    text = article("ehow-2")
+    documents = [doc("first", text, day=1), doc("second", text, day=2)]
+    result = run_dedup(local_config(), [str(write_shard(documents, tmp_path / "in" / "s.parquet", local_config()))],
+                       tmp_path / "out")
+    assert main(["show", result.output, "--rejects", "--id", document_id("first")]) == 0
+    printed = capsys.readouterr().out
+    assert "dropped: dedup.content" in printed and f"duplicate of: {document_id('second')}" in printed
+    assert main(["show", result.output, "--id", document_id("second")]) == 0
