@@ -266,12 +266,19 @@ def count_rows(paths: list[str]) -> int:
     return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
 
 
+def group_by_partition(executor, paths: list[str], function, output: Path, partitions: int) -> list[str]:
+    """map_groups on the `partition` column, asking the shuffle for one reducer per partition value."""
+    return executor.map_groups(paths, "partition", function, str(output), num_partitions=partitions)
+
+
 def connected_components(executor, edges: list[str], folder: Path, partitions: int, log=None):
     """Alternate large-star and small-star until neither changes anything; returns (final edges, rounds)."""
     current = edges
     for round_number in range(1, MAX_ROUNDS + 1):
-        large = executor.map_groups(current, "partition", LargeStar(partitions), str(folder / f"large-{round_number}"))
-        small = executor.map_groups(large, "partition", SmallStar(partitions), str(folder / f"small-{round_number}"))
+        large = group_by_partition(executor, current, LargeStar(partitions), folder / f"large-{round_number}",
+                                   partitions)
+        small = group_by_partition(executor, large, SmallStar(partitions), folder / f"small-{round_number}",
+                                   partitions)
         changes = count_true(large) + count_true(small)
         if log is not None:
             log(round_number, count_rows(small), changes)

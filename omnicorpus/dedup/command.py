@@ -102,7 +102,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--ray-address", metavar="ADDRESS", help="join a running Ray cluster: auto or HOST:PORT")
     parser.add_argument("--workers", type=int, metavar="N", help="parallel tasks (default: all cores)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
-                        help="override one config value, e.g. --set dedup.keep=\"longest\" (repeatable)")
+                        help="override one config value, e.g. --set dedup.keep=longest (repeatable)")
     parser.add_argument("--overwrite", action="store_true", help="delete a previous run in OUT and start again")
     parser.set_defaults(handler=_dedup)
 

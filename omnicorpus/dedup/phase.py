@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from omnicorpus.dedup.cluster import (Losers, StarEdges, WriteUnitLosers, connected_components, count_rows)
+from omnicorpus.dedup.cluster import (Losers, StarEdges, WriteUnitLosers, connected_components, count_rows,
+                                      group_by_partition)
 from omnicorpus.dedup.keys import DOCUMENT_COLUMNS, KINDS, KeyBuilder, rows_per_document
 from omnicorpus.dedup.stage import DedupStage
 from omnicorpus.io.parquet import write_table
@@ -83,17 +84,17 @@ def cluster_keys(executor, key_files: list[str], partitions: int, folder: Path, 
     """The cluster step over written key files: losers/<unit>.parquet under `folder`; returns counts."""
     groups = folder / "groups"
     summary: dict[str, Any] = {"links": 0, "rounds": 0, "losers": dict.fromkeys(KINDS, 0)}
-    edges = executor.map_groups(key_files, "partition", StarEdges(partitions), str(groups / "edges"))
+    edges = group_by_partition(executor, key_files, StarEdges(partitions), groups / "edges", partitions)
     summary["links"] = count_rows(edges) // 2  # (document, local survivor) pairs
     if summary["links"]:
         def report(round_number, rows, changes):
             log.info("dedup components: round %d, %d edge rows, %d changes", round_number, rows, changes)
 
         if partitions == 1:  # one partition saw every key: its stars are the components
-            losers = executor.map_groups(edges, "partition", Losers(stars_are_final=True), str(groups / "losers"))
+            losers = group_by_partition(executor, edges, Losers(stars_are_final=True), groups / "losers", partitions)
         else:
             stars, summary["rounds"] = connected_components(executor, edges, groups, partitions, report)
-            losers = executor.map_groups(edges + stars, "partition", Losers(), str(groups / "losers"))
+            losers = group_by_partition(executor, edges + stars, Losers(), groups / "losers", partitions)
         executor.map_groups(losers, "unit", WriteUnitLosers(str(folder / "losers"), unit_names, metadata),
                             str(groups / "units"))
         for path in losers:
