@@ -23,7 +23,7 @@ from omnicorpus.dedup.cluster import (Losers, StarEdges, WriteUnitLosers, connec
 from omnicorpus.dedup.keys import DOCUMENT_COLUMNS, KINDS, KeyBuilder, rows_per_document
 from omnicorpus.dedup.stage import DedupStage
 from omnicorpus.io.parquet import write_table
-from omnicorpus.io.paths import atomic_write_json, read_json
+from omnicorpus.io.paths import atomic_write_json
 from omnicorpus.stage import StageStats
 
 if TYPE_CHECKING:
