@@ -1,4 +1,4 @@
-"""The `omnicorpus` command: run, validate, show."""
+"""The `omnicorpus` command: run, validate, show, dedup."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from omnicorpus import __version__
 from omnicorpus.filters import classifier
 from omnicorpus.browse import add_parser as add_browse_parser
+from omnicorpus.dedup.command import add_parser as add_dedup_parser
 from omnicorpus.train.cli import add_parser as add_train_parser
 
 
@@ -95,19 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
     classifier.add_parser(commands)
     add_browse_parser(commands)
     add_train_parser(commands)
+    add_dedup_parser(commands)
     return parser
 
 
-def _run(args) -> int:
+def config_from_args(args):
+    """The pipeline config of a command: `--config` with `--set` overrides and the runner flags."""
     from omnicorpus.config import load_config, parse_override
-    from omnicorpus.pipeline import run
 
     overrides = dict(parse_override(text) for text in args.overrides)
     for key, value in (("run.runner", args.runner), ("run.ray_address", args.ray_address),
                        ("run.workers", args.workers)):
         if value is not None:
             overrides[key] = value
-    config = load_config(args.config, overrides)
+    return load_config(args.config, overrides)
+
+
+def _run(args) -> int:
+    from omnicorpus.pipeline import run
+
+    config = config_from_args(args)
     result = run(config, args.input, args.output, overwrite=args.overwrite, config_source=str(args.config))
     if result.skipped:
         print(f"{result.output} is already complete (delete it or pass --overwrite to run again)")

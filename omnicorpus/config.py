@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnicorpus.dedup.config import DedupConfig
 from omnicorpus.extract.html import ExtractConfig
 from omnicorpus.filters import TextFiltersConfig
 from omnicorpus.images.config import ImageFrequencyConfig, ImagesConfig
@@ -81,6 +82,7 @@ class PipelineConfig:
     run: RunConfig = field(default_factory=RunConfig)
     read: ReadConfig = field(default_factory=ReadConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     image_frequency: ImageFrequencyConfig = field(default_factory=ImageFrequencyConfig)
     filter: TextFiltersConfig = field(default_factory=TextFiltersConfig)

@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 import omnicorpus
 from omnicorpus import filters, schema
 from omnicorpus.config import PipelineConfig
+from omnicorpus.dedup import phase as dedup
+from omnicorpus.dedup.stage import DedupStage
 from omnicorpus.document import Document, from_table
 from omnicorpus.extract.html import ExtractStage
 from omnicorpus.images.phase import count_image_frequency, fetch_images, mark_image_frequency, resolve_images
@@ -78,6 +80,8 @@ class RunContext:
     config: PipelineConfig
     output: str
     phase_names: tuple[str, ...] = ()
+    # Signal fields the inputs carry beyond those of the run's stages (a run over existing shards).
+    extra_signals: tuple[tuple[str, Any], ...] = ()
 
     def previous_phase(self, phase: str) -> str:
         index = self.phase_names.index(phase)
@@ -98,7 +102,7 @@ class RunContext:
 
     @property
     def arrow_schema(self) -> pa.Schema:
-        return run_schema(self.config)
+        return run_schema(self.config, dict(self.extra_signals))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -133,12 +137,12 @@ class ReadFailure(Exception):
 
 def stage_classes(config: PipelineConfig) -> list[type[Stage]]:
     """Every stage class a run with this config may use, in pipeline order."""
-    return [ReadStage, ExtractStage, *filters.preliminary_stage_classes(config), ImagesStage,
+    return [ReadStage, ExtractStage, *filters.preliminary_stage_classes(config), DedupStage, ImagesStage,
             ImageFrequencyStage, *filters.detail_stage_classes(config)]
 
 
-def run_schema(config: PipelineConfig) -> pa.Schema:
-    signals: dict[str, str] = {}
+def run_schema(config: PipelineConfig, extra_signals: dict[str, Any] | None = None) -> pa.Schema:
+    signals: dict[str, Any] = dict(extra_signals or {})
     for stage in stage_classes(config):
         signals.update(stage.signals)
     return schema.document_schema(signals)
@@ -249,7 +253,7 @@ def transform_unit(context: RunContext, phase: str, unit: Unit, transform) -> di
     done = context.unit_file(phase, unit, "stats.json")
     if done.exists():
         return read_json(done)
-    documents = read_phase_documents(context, context.previous_phase(phase), unit)
+    documents = from_table(pq.read_table(phase_input(context, phase, unit)))
     kept, rejected, stats, extra = transform(context, unit, documents)
     _check_error_rate(context, unit, stats)
     return _finish_unit(context, phase, unit, kept, rejected, stats, extra)
@@ -267,6 +271,14 @@ def stage_transform(stages_of: Callable[[PipelineConfig], list[Stage]]):
     return transform
 
 
+def phase_input(context: RunContext, phase: str, unit: Unit) -> Path:
+    """The unit's documents a phase reads: the previous phase's output, or, for the first phase of a run over
+    Parquet shards (`omnicorpus dedup`), the unit's input file itself."""
+    if context.phase_names.index(phase) == 0:
+        return Path(unit.path)
+    return context.unit_file(context.previous_phase(phase), unit, "docs.parquet")
+
+
 def read_phase_documents(context: RunContext, phase: str, unit: Unit) -> list[Document]:
     return from_table(pq.read_table(context.unit_file(phase, unit, "docs.parquet")))
 
@@ -282,6 +294,7 @@ def detail_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
 # Every phase of a run, in order. Later phases read the documents the previous enabled phase kept.
 PHASES: tuple[Phase, ...] = (
     Phase("extract", extract_unit),
+    Phase("dedup", run_unit=dedup.dedup_unit, run_global=dedup.dedup_global, enabled=dedup.enabled),
     Phase("images", images_unit, run_global=fetch_images, enabled=lambda config: config.images.enabled),
     Phase("image_frequency", image_frequency_unit, run_global=count_image_frequency,
           enabled=lambda config: config.images.enabled and config.image_frequency.enabled),
@@ -457,8 +470,15 @@ def prepare_output(output: Path, state: dict[str, Any], overwrite: bool) -> bool
 
 def run(config: PipelineConfig, inputs: list[str], output: str | Path, *, overwrite: bool = False,
         config_source: str | None = None) -> RunResult:
+    return run_units(config, plan_units(inputs, config), output, phases_of(config), overwrite=overwrite,
+                     config_source=config_source)
+
+
+def run_units(config: PipelineConfig, units: list[Unit], output: str | Path, phases: tuple[Phase, ...], *,
+              overwrite: bool = False, config_source: str | None = None,
+              extra_signals: dict[str, Any] | None = None) -> RunResult:
+    """Run `phases` over `units` into `output`: `run` for WARC inputs, `omnicorpus dedup` for existing shards."""
     output = Path(output).resolve()
-    units = plan_units(inputs, config)
     state = {"config_hash": config.output_hash(), "inputs": [unit.path for unit in units],
              "schema_version": schema.SCHEMA_VERSION}
     for stage in stage_classes(config):
@@ -468,8 +488,8 @@ def run(config: PipelineConfig, inputs: list[str], output: str | Path, *, overwr
         return RunResult(str(output), read_json(output / "stats.json"), read_json(output / "run.json")["shards"],
                          skipped=True)
     started = _now()
-    phases = phases_of(config)
-    context = RunContext(config=config, output=str(output), phase_names=tuple(phase.name for phase in phases))
+    context = RunContext(config=config, output=str(output), phase_names=tuple(phase.name for phase in phases),
+                         extra_signals=tuple(sorted((extra_signals or {}).items())))
     from omnicorpus.runner import make_executor
 
     executor = make_executor(config.run.runner, config.run.workers, config.run.ray_address,

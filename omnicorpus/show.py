@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 from omnicorpus.document import Document
 
 # Everything but the pixels: `show` never reads image_bytes.
-_COLUMNS = ["id", "url", "title", "language", "texts", "images", "image_info", "removed", "drop_reason", "error"]
+_COLUMNS = ["id", "url", "title", "language", "texts", "images", "image_info", "removed", "signals", "drop_reason",
+            "error"]
 
 
 def iter_documents(output: str | Path, rejects: bool):
@@ -34,6 +35,8 @@ def format_document(document: Document, width: int = 100) -> str:
         lines.append(f"    language: {document.language}")
     if document.drop_reason:
         lines.append(f"    dropped: {document.drop_reason}" + (f" ({document.error})" if document.error else ""))
+    if document.signals.get("duplicate_of"):
+        lines.append(f"    duplicate of: {document.signals['duplicate_of']} (the copy kept)")
     lines.append("")
     for text, image, info in zip(document.texts, document.images, document.image_info):
         if text is not None:

@@ -50,9 +50,10 @@ def image_record(url: str, data: bytes) -> dict:
 
 
 def config(**overrides):
-    # The text filters are off: these pages repeat their sentences on purpose, and the images are under test.
+    # The text filters and dedup are off: these pages repeat their sentences on purpose (and each other), and
+    # the images are under test.
     return load_config("commoncrawl", {
-        **NO_TEXT_FILTERS, "run.runner": "local", "images.fetch_allow_networks": ["127.0.0.1/32"], "images.total_timeout_s": 3.0,
+        **NO_TEXT_FILTERS, "dedup.enabled": False, "run.runner": "local", "images.fetch_allow_networks": ["127.0.0.1/32"], "images.total_timeout_s": 3.0,
         "images.retries": 0, "images.backoff_s": 0.05, **overrides})
 
 

@@ -147,9 +147,11 @@ def test_common_crawl_excerpt_runs(tmp_path, common_crawl_warc):
 
 def test_shards_are_target_sized(tmp_path):
     records = []
+    # Pages must differ in words, not only in numbers, or dedup (which reads every number as 0) merges them.
+    topics = ("apples", "bridges", "comets", "deserts", "engines", "forests", "glaciers")
     for i in range(7):
         records.append({"url": f"https://example.org/{i}", "body": html_page(
-            f"Page {i}", f"Paragraph about topic {i}. " * 30, f'<img src="/img/{i}.png" alt="picture {i}">')})
+            f"Page {i}", f"Paragraph about {topics[i]}. " * 30, f'<img src="/img/{i}.png" alt="picture {i}">')})
         records.append({"url": f"https://example.org/img/{i}.png", "body": tiny_png(color=(i * 30, 10, 10)),
                         "content_type": "image/png"})
     warc = make_warc(tmp_path / "many.warc.gz", records)
