@@ -10,7 +10,7 @@ import pytest
 
 from omnicorpus.images.config import ImagesConfig
 from omnicorpus.images.fetch import (address_allowed, content_type_verdict, default_user_agent, fetch_urls,
-                                     http_status_verdict, opted_out)
+                                     http_status_verdict, opted_out, retry_after_seconds)
 from tests.conftest import FIXTURES
 from tests.image_server import ImageServer
 
@@ -77,6 +77,28 @@ def test_server_errors_are_retried_with_backoff_then_reported(server):
 def test_a_long_retry_after_is_not_waited_for(server):
     result, elapsed = fetch_one(server.url("/retry-after/3600"), config(retries=3))
     assert (result.status, result.http_status, result.attempts) == ("http_4xx", 429, 1) and elapsed < 2
+
+
+def test_retry_after_is_read_as_seconds_or_as_an_http_date():
+    now = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT
+    assert retry_after_seconds("120") == 120.0
+    assert retry_after_seconds(" 7 ") == 7.0
+    assert retry_after_seconds("Tue, 14 Nov 2023 22:13:50 GMT", now=now) == 30.0
+    assert retry_after_seconds("Tuesday, 14-Nov-23 22:15:20 GMT", now=now) == 120.0  # RFC 850 form
+    assert retry_after_seconds("Tue Nov 14 22:13:25 2023", now=now) == 5.0  # asctime form
+    assert retry_after_seconds("Tue, 14 Nov 2023 22:00:00 GMT", now=now) == 0.0  # in the past: no wait
+    for unreadable in (None, "", "soon", "-5", "1.5", "Tue, 99 Foo 2023 25:61:00 GMT"):
+        assert retry_after_seconds(unreadable, now=now) is None
+
+
+def test_an_http_date_retry_after_is_honoured_when_short_and_not_waited_for_when_long(server):
+    result, elapsed = fetch_one(server.url("/retry-after-date/3600"), config(retries=3))
+    assert (result.status, result.http_status, result.attempts) == ("http_4xx", 429, 1) and elapsed < 2
+    before = server.hits["/retry-after-date/2"]
+    result, elapsed = fetch_one(server.url("/retry-after-date/2"), config(retries=1, backoff_s=0.05))
+    assert (result.status, result.attempts) == ("http_4xx", 2)
+    assert server.hits["/retry-after-date/2"] - before == 2
+    assert elapsed >= 1.0  # waited for the date (whole seconds: the date has no fraction), not 0.05 s
 
 
 def test_a_trickling_body_ends_in_timeout_within_the_total_timeout(server):
