@@ -77,3 +77,18 @@ def test_an_unknown_engine_is_refused_with_the_choices():
         load_config("example", {"extract.engine": "Resiliparse"})
     assert ExtractConfig().engine == "trafilatura"
     assert load_config("commoncrawl").extract.engine == "trafilatura"
+
+
+def test_a_page_resiliparse_finds_no_main_text_in_falls_back_to_trafilatura():
+    # The whole article sits in a box whose class resiliparse reads as boilerplate: its main-content pass removes
+    # it all (3 of the 84 shared pages came out empty so, medicalnewstoday among them); trafilatura keeps it.
+    html = ("<!DOCTYPE html><html><head><title>Knee pain</title></head><body><div class='modal'>"
+            f"<h1>Knee pain</h1><p>{LONG}</p><img src='/img/knee.jpg' alt='A knee'><p>Rest helps. {LONG}</p>"
+            "</div></body></html>")
+    from resiliparse.extract.html2text import extract_plain_text
+
+    assert extract_plain_text(html, main_content=True).strip() == ""
+    document, rejected = extract(page_of(html), engine="resiliparse", require_image=True)
+    assert rejected is None
+    assert document.images == [None, "https://example.org/img/knee.jpg", None]
+    assert document.texts[0].endswith(LONG.strip()) and document.texts[2].startswith("Rest helps.")
