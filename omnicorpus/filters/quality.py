@@ -68,7 +68,7 @@ class GopherQualityFilter(FilterStage):
         count = len(tokens)
         text_lines = measure.lines(text) or [""]
         cjk = measure.is_cjk(tokens)
-        mean_length = sum(len(token) for token in tokens) / count if count else 0.0
+        mean_length = sum(map(len, tokens)) / count if count else 0.0
         symbols = text.count("#") + sum(text.count(ellipsis) for ellipsis in _ELLIPSES)
         stop_words = measure.stop_word_count(document.language, tokens)
         values = {
@@ -77,7 +77,7 @@ class GopherQualityFilter(FilterStage):
             "symbol_word_ratio": symbols / max(count, 1),
             "bullet_lines_ratio": sum(line.lstrip().startswith(_BULLETS) for line in text_lines) / len(text_lines),
             "ellipsis_lines_ratio": sum(line.rstrip().endswith(_ELLIPSES) for line in text_lines) / len(text_lines),
-            "alpha_words_ratio": sum(any(c.isalpha() for c in token) for token in tokens) / max(count, 1),
+            "alpha_words_ratio": measure.alpha_word_count(tokens) / max(count, 1),
             "stop_words": stop_words,
         }
         record_signals(document, values)
