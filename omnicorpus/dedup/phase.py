@@ -96,7 +96,7 @@ def cluster_keys(executor, key_files: list[str], partitions: int, folder: Path, 
             stars, summary["rounds"] = connected_components(executor, edges, groups, partitions, report)
             losers = group_by_partition(executor, edges + stars, Losers(), groups / "losers", partitions)
         executor.map_groups(losers, "unit", WriteUnitLosers(str(folder / "losers"), unit_names, metadata),
-                            str(groups / "units"))
+                            str(groups / "units"), num_partitions=partitions)
         for path in losers:
             kinds = pq.read_table(path, columns=["kind"]).column("kind").to_numpy()
             for code, name in enumerate(KINDS):
