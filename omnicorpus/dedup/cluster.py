@@ -77,10 +77,14 @@ def _both_directions(nodes, neighbours, kinds, changed):
             np.concatenate((kinds, kinds)), np.concatenate((changed, np.zeros_like(changed))))
 
 
+def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return column.to_numpy() if isinstance(column, pa.Array) else column.combine_chunks().to_numpy()
+
+
 def _codes(*columns: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, list[np.ndarray]]:
     """Sorted distinct nodes of the columns, and each column as int64 positions in them (order kept)."""
     arrays = [column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column for column in columns]
-    distinct = pc.unique(pa.concat_arrays(arrays))
+    distinct = pc.unique(arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays))
     distinct = distinct.take(pc.array_sort_indices(distinct))
     return distinct, [pc.index_in(array, value_set=distinct).to_numpy().astype(np.int64) for array in arrays]
 
@@ -141,14 +145,16 @@ class StarEdges(GroupFunction):
         self.partitions = partitions
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        table = table.sort_by([("kind", "ascending"), ("key", "ascending"), ("key2", "ascending"),
-                               ("node", "ascending")])
-        kind = table.column("kind").to_numpy()
-        starts = _group_starts(kind, table.column("key").to_numpy(), table.column("key2").to_numpy())
+        # Sorted as numpy columns, nodes as codes (which sort as the nodes do): no sorted copy of the table.
+        dictionary, (nodes,) = _codes(table.column("node"))
+        kind, key, key2 = (_numpy(table.column(name)) for name in ("kind", "key", "key2"))
+        order = np.lexsort((nodes, key2, key, kind))
+        kind, nodes = kind[order], nodes[order]
+        starts = _group_starts(kind, key[order], key2[order])
+        del key, key2, order
         members = np.flatnonzero(~starts)
         if not len(members):
             return EDGE_SCHEMA.empty_table()
-        dictionary, (nodes,) = _codes(table.column("node"))
         group_best = nodes[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
         strongest = np.full(len(dictionary), len(KINDS), dtype=np.int8)
         np.minimum.at(strongest, nodes[members], kind[members])

@@ -73,18 +73,28 @@ def split_file(path: str, key: str, buckets: int, columns: Sequence[str] | None,
     return row_groups
 
 
+def sorted_by_key(table: pa.Table, key: str) -> pa.Table:
+    """`table` sorted by `key`, or `table` itself when it holds one key value (one partition: no copy)."""
+    keys = table.column(key)
+    if keys.null_count in (0, len(keys)):
+        bounds = pc.min_max(keys)
+        if keys.null_count or bounds["min"] == bounds["max"]:
+            return table
+    return table.sort_by(key)
+
+
 def apply_by_group(table: pa.Table, key: str, function) -> pa.Table | None:
-    """`function` on the rows of each distinct `key` value; the non-empty results concatenated (or None)."""
+    """`function` on the rows of each distinct `key` value of a table sorted by `key` (nulls last, together);
+    the non-empty results concatenated, or None."""
     if not table.num_rows:
         return None
-    table = table.sort_by(key)
     keys = table.column(key)
     boundaries = [0]
     if table.num_rows > 1:
-        changed = pc.not_equal(keys.slice(1), keys.slice(0, table.num_rows - 1)).fill_null(True)
-        both_null = pc.and_(pc.is_null(keys.slice(1)), pc.is_null(keys.slice(0, table.num_rows - 1)))
-        changed = pc.and_not(changed, both_null).to_numpy(zero_copy_only=False)
-        boundaries += (np.flatnonzero(changed) + 1).tolist()
+        following, preceding = keys.slice(1), keys.slice(0, table.num_rows - 1)
+        changed = pc.and_not(pc.not_equal(following, preceding).fill_null(True),
+                             pc.and_(pc.is_null(following), pc.is_null(preceding)))
+        boundaries += (np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1).tolist()
     boundaries.append(table.num_rows)
     results = [function(table.slice(start, stop - start)) for start, stop in zip(boundaries, boundaries[1:])]
     results = [result for result in results if result is not None and result.num_rows]
@@ -93,9 +103,10 @@ def apply_by_group(table: pa.Table, key: str, function) -> pa.Table | None:
 
 def reduce_bucket(parts: list[tuple[str, list[int]]], key: str, function, output: str) -> str | None:
     """Map task: the rows of one bucket (row groups of split files) grouped by `key`; `output` or None if empty."""
-    tables = [pq.ParquetFile(path).read_row_groups(row_groups) for path, row_groups in parts]
-    table = pa.concat_tables(tables, promote_options="default")
-    del tables
+    table = pa.concat_tables([pq.ParquetFile(path).read_row_groups(row_groups) for path, row_groups in parts],
+                             promote_options="default")
+    # Rebinding drops the unsorted table before the function runs: the task holds one copy of its bucket.
+    table = sorted_by_key(table, key)
     result = apply_by_group(table, key, function)
     if result is None:
         return None
