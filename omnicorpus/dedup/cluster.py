@@ -78,15 +78,17 @@ def _both_directions(nodes, neighbours, kinds, changed):
 
 
 def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return column.to_numpy() if isinstance(column, pa.Array) else column.combine_chunks().to_numpy()
+    return column.to_numpy()  # of a ChunkedArray: one copy into numpy, no combined Arrow array first
 
 
 def _codes(*columns: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, list[np.ndarray]]:
-    """Sorted distinct nodes of the columns, and each column as int64 positions in them (order kept)."""
-    arrays = [column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column for column in columns]
-    distinct = pc.unique(arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays))
+    """Sorted distinct nodes of the columns, and each column as int64 positions in them (order kept).
+
+    The columns stay chunked as read: combining them would copy the largest column of the partition."""
+    distinct = pc.unique(columns[0]) if len(columns) == 1 else pc.unique(
+        pa.concat_arrays([pc.unique(column) for column in columns]))
     distinct = distinct.take(pc.array_sort_indices(distinct))
-    return distinct, [pc.index_in(array, value_set=distinct).to_numpy().astype(np.int64) for array in arrays]
+    return distinct, [_numpy(pc.index_in(column, value_set=distinct)).astype(np.int64) for column in columns]
 
 
 def _group_starts(*sorted_columns: np.ndarray) -> np.ndarray:

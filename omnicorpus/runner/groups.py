@@ -16,6 +16,8 @@ executor's `map` can run them; no file is ever rewritten in place, and every wri
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import zlib
 from pathlib import Path
 from typing import Sequence
@@ -30,6 +32,26 @@ from omnicorpus.io.parquet import write_table
 # Rows per row group of a split file, below Parquet's own cap (2^20 rows), so a bucket's row groups are known
 # without reading the file back.
 ROW_GROUP_ROWS = 1 << 19
+
+
+def _libc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        return libc if hasattr(libc, "malloc_trim") else None  # glibc only
+    except (OSError, TypeError):
+        return None
+
+
+_LIBC = _libc()
+
+
+def release_memory() -> None:
+    """Hands what a finished task freed back to the OS: Arrow's pool (mimalloc) and glibc (numpy's arrays)
+    keep freed pages for reuse, so a long-lived worker otherwise grows with the tasks it has run, not with
+    the one it runs (measured: docs/benchmarks.md, "Memory of the cluster step")."""
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def buckets_of(column: pa.ChunkedArray | pa.Array, buckets: int) -> np.ndarray:
@@ -70,6 +92,8 @@ def split_file(path: str, key: str, buckets: int, columns: Sequence[str] | None,
             row_groups[value].append(len(bounds))
             bounds.append((chunk, min(chunk + ROW_GROUP_ROWS, stop)))
     write_table(output, table, metadata={}, bounds=bounds, compression="none")
+    del table, bucket
+    release_memory()
     return row_groups
 
 
@@ -108,10 +132,13 @@ def reduce_bucket(parts: list[tuple[str, list[int]]], key: str, function, output
     # Rebinding drops the unsorted table before the function runs: the task holds one copy of its bucket.
     table = sorted_by_key(table, key)
     result = apply_by_group(table, key, function)
-    if result is None:
-        return None
-    write_table(output, result, metadata={})
-    return output
+    del table
+    written = result is not None
+    if written:
+        write_table(output, result, metadata={})
+    del result
+    release_memory()
+    return output if written else None
 
 
 def plan_reduces(splits: list[dict[int, list[int]]], split_paths: list[str]) -> dict[int, list[tuple[str, list[int]]]]:
