@@ -1,8 +1,8 @@
 """Dedup benchmarks: signature throughput against peers, the cluster step's memory, and quality on real pages.
 
     python bench/dedup.py signatures [--documents 20000] [--repeats 3] [--datatrove-python PY]
-    python bench/dedup.py cluster [--documents 100000 1000000] [--runners ray local ray:data ray:data-tuned ray:data-v2] [--lsh]
-                                  [--system-allocator] [--partition-rows N]
+    python bench/dedup.py cluster [--documents 100000 1000000] [--lsh] [--system-allocator] [--partition-rows N]
+                                  [--runners ray local ray:data ray:data-tuned ray:data-v2]
     python bench/dedup.py quality
 
 `signatures`: MinHash signatures with 112 permutations over word 5-grams of the same real-text documents (cut
@@ -21,6 +21,9 @@ repeats, which run interleaved.
 documents (10 % near-duplicates, 3 % URL duplicates, 2 % exact copies), each configuration in a fresh process;
 reports wall time, the driver's peak resident memory and the largest private heap of a Ray worker (sampled while
 workers live), against datasketch's in-memory `MinHashLSH` holding the same number of signatures (`--lsh`).
+Runners: `ray` (the executor's split and reduce tasks), `local`, and for comparison the group-bys through Ray
+Data as the executor had them before: `ray:data` (sort-based pull shuffle), `ray:data-tuned` (one read task per
+file, 64 MiB blocks), `ray:data-v2` (Ray Data's default shuffle).
 
 `quality`: pair precision and recall on the labelled near-duplicate set of tests/near_duplicates.py over
 thresholds, and how often each band layout makes a candidate of the true pairs, by their exact Jaccard.

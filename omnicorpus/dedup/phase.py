@@ -2,7 +2,7 @@
 
 Work files, under `OUT/_work/dedup/`:
   keys/<unit>.parquet     the unit's key rows (kept on resume: computing them is the expensive part)
-  groups/…                map_groups outputs of the cluster step (removed when the step restarts)
+  groups/…                map_groups outputs (and split files) of the cluster step (removed when it restarts)
   losers/<unit>.parquet   the unit's duplicates: id, kind, duplicate_of
   cluster.json            written last: the step is done, a rerun skips it
 then the usual `<unit>.docs.parquet`, `<unit>.rejects.parquet`, `<unit>.stats.json` of the mark step.
