@@ -1,8 +1,8 @@
 """Dedup benchmarks: signature throughput against peers, the cluster step's memory, and quality on real pages.
 
     python bench/dedup.py signatures [--documents 20000] [--repeats 3] [--datatrove-python PY]
-    python bench/dedup.py cluster [--documents 100000 1000000] [--runners ray local ray:shuffle_v2] [--lsh]
-                                  [--system-allocator] [--partition-rows N]
+    python bench/dedup.py cluster [--documents 100000 1000000] [--lsh] [--system-allocator] [--partition-rows N]
+                                  [--runners ray local ray:data ray:data-tuned ray:data-v2]
     python bench/dedup.py quality
 
 `signatures`: MinHash signatures with 112 permutations over word 5-grams of the same real-text documents (cut
@@ -21,6 +21,9 @@ repeats, which run interleaved.
 documents (10 % near-duplicates, 3 % URL duplicates, 2 % exact copies), each configuration in a fresh process;
 reports wall time, the driver's peak resident memory and the largest private heap of a Ray worker (sampled while
 workers live), against datasketch's in-memory `MinHashLSH` holding the same number of signatures (`--lsh`).
+Runners: `ray` (the executor's split and reduce tasks), `local`, and for comparison the group-bys through Ray
+Data as the executor had them before: `ray:data` (sort-based pull shuffle), `ray:data-tuned` (one read task per
+file, 64 MiB blocks), `ray:data-v2` (Ray Data's default shuffle).
 
 `quality`: pair precision and recall on the labelled near-duplicate set of tests/near_duplicates.py over
 thresholds, and how often each band layout makes a candidate of the true pairs, by their exact Jaccard.
@@ -307,6 +310,34 @@ def keys_one(args) -> None:
     print(json.dumps({"files": files, "names": names}))
 
 
+def ray_data_map_groups(executor, variant: str):
+    """The executor's map_groups as it was before runner/groups.py, through Ray Data, for comparison:
+    `data` read_parquet → groupby (sort-based pull shuffle) → map_groups → write_parquet, as the executor had it;
+    `data-tuned` the same with one read task per file and 64 MiB blocks (the knobs Ray Data offers against the
+    growth `data` shows); `data-v2` with Ray Data 2.60's default shuffle (hash, shuffle_v2)."""
+    import ray.data
+
+    def map_groups(paths, key, function, output_dir, columns=None, num_partitions=None):
+        if not paths:
+            return []
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        strategy = "shuffle_v2" if variant == "data-v2" else "sort_shuffle_pull_based"
+        context.shuffle_strategy = ray.data.context.ShuffleStrategy(strategy)
+        options = {}
+        if variant == "data-tuned":
+            context.target_max_block_size = 64 * 2**20
+            context.target_shuffle_max_block_size = 64 * 2**20
+            options["override_num_blocks"] = len(paths)
+        dataset = ray.data.read_parquet(list(paths), columns=list(columns) if columns else None, **options)
+        partitions = num_partitions or max(1, 2 * executor.workers)
+        grouped = dataset.groupby(key, num_partitions=partitions).map_groups(function, batch_format="pyarrow")
+        grouped.write_parquet(output_dir)
+        return sorted(str(path) for path in Path(output_dir).glob("*.parquet"))
+
+    return map_groups
+
+
 def cluster_one(args) -> None:
     """The cluster step over the key files in --scratch, in this (fresh) process; prints a JSON line."""
     import resource
@@ -315,11 +346,7 @@ def cluster_one(args) -> None:
     from omnicorpus.runner import make_executor
 
     documents, label = args.documents[0], args.runners[0]
-    runner, _, shuffle = label.partition(":")  # "ray:shuffle_v2": Ray with another shuffle strategy
-    if shuffle:
-        import omnicorpus.runner.ray
-
-        omnicorpus.runner.ray.SHUFFLE_STRATEGY = shuffle
+    runner, _, variant = label.partition(":")  # "ray:data": the group-bys through Ray Data instead (see below)
     if args.system_allocator:
         # Freed memory goes back to the OS at once (Arrow's system allocator; glibc with a fixed mmap threshold),
         # so a long-lived worker's resident heap shows what its current task holds, not what earlier ones left.
@@ -331,7 +358,7 @@ def cluster_one(args) -> None:
     executor = make_executor(runner, 2, None, 512, 0, (OSError,))
     driver_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sampler = WorkerPeaks()
-    map_groups = executor.map_groups
+    map_groups = executor.map_groups if not variant else ray_data_map_groups(executor, variant)
 
     def named_map_groups(paths, key, function, *rest, **options):
         sampler.group_by = type(function).__name__

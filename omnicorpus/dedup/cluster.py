@@ -1,9 +1,10 @@
 """The cluster step: key rows of every unit → duplicate pairs → connected components → losers per unit.
 
-Everything runs through the executor's `map_groups` (Ray Data's hash shuffle on Ray, the in-memory reference
-on the local runner), grouped by a `partition` column: rows of one key (or one node) always share a
-partition, and one call handles one partition with vectorised numpy. A task therefore holds one partition,
-never the corpus; the number of partitions grows with the corpus (`dedup.partition_rows`).
+Everything runs through the executor's `map_groups` (split and reduce tasks over Parquet files on Ray,
+runner/groups.py; the in-memory reference on the local runner), grouped by a `partition` column: rows of one
+key (or one node) always share a partition, and one call handles one partition with vectorised numpy. A task
+therefore holds one partition, never the corpus; the number of partitions grows with the corpus
+(`dedup.partition_rows`).
 
 1. **Star edges.** Documents sharing a key (a URL, a content hash, an image set, an LSH band) form a group;
    every member is linked to the group's smallest node, the one the keep policy prefers (k - 1 edges for k
@@ -77,12 +78,27 @@ def _both_directions(nodes, neighbours, kinds, changed):
             np.concatenate((kinds, kinds)), np.concatenate((changed, np.zeros_like(changed))))
 
 
+def _numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    return column.to_numpy()  # of a ChunkedArray: one copy into numpy, no combined Arrow array first
+
+
 def _codes(*columns: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, list[np.ndarray]]:
-    """Sorted distinct nodes of the columns, and each column as int64 positions in them (order kept)."""
-    arrays = [column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column for column in columns]
-    distinct = pc.unique(pa.concat_arrays(arrays))
-    distinct = distinct.take(pc.array_sort_indices(distinct))
-    return distinct, [pc.index_in(array, value_set=distinct).to_numpy().astype(np.int64) for array in arrays]
+    """Sorted distinct nodes of the columns, and each column as int64 positions in them (order kept).
+
+    By ranking (a sort), not hashing: hash tables of the distinct nodes (Arrow's `unique`, then `index_in`'s
+    own) cost ~300 bytes per distinct node, so a partition's memory followed how many documents it saw (from
+    100 k in a 100 k-document corpus to 645 k at 1 M for the same 10^6 rows); ranked, it costs a few integers
+    per row (docs/benchmarks.md, "Memory of the cluster step"). The columns stay chunked as read."""
+    chunks = [chunk for column in columns
+              for chunk in (column.chunks if isinstance(column, pa.ChunkedArray) else [column])]
+    nodes = pa.chunked_array(chunks, type=columns[0].type)
+    bounds = np.cumsum([len(column) for column in columns])[:-1]
+    if not len(nodes):
+        return pa.array([], nodes.type), np.split(np.zeros(0, dtype=np.int64), bounds)
+    codes = _numpy(pc.rank(nodes, tiebreaker="dense")).astype(np.int64) - 1  # equal nodes share a rank
+    row_of = np.empty(int(codes.max()) + 1, dtype=np.int64)
+    row_of[codes] = np.arange(len(codes))  # a row holding each distinct node (equal rows: any will do)
+    return nodes.take(pa.array(row_of)).combine_chunks(), np.split(codes, bounds)
 
 
 def _group_starts(*sorted_columns: np.ndarray) -> np.ndarray:
@@ -104,7 +120,7 @@ def _distinct_pairs(nodes: np.ndarray, neighbours: np.ndarray):
 
 
 class GroupFunction:
-    """A picklable map_groups function with settings; Ray Data names its tasks after `__name__`."""
+    """A picklable map_groups function with settings, named like a function (`__name__`) in logs."""
 
     @property
     def __name__(self) -> str:
@@ -141,14 +157,16 @@ class StarEdges(GroupFunction):
         self.partitions = partitions
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        table = table.sort_by([("kind", "ascending"), ("key", "ascending"), ("key2", "ascending"),
-                               ("node", "ascending")])
-        kind = table.column("kind").to_numpy()
-        starts = _group_starts(kind, table.column("key").to_numpy(), table.column("key2").to_numpy())
+        # Sorted as numpy columns, nodes as codes (which sort as the nodes do): no sorted copy of the table.
+        dictionary, (nodes,) = _codes(table.column("node"))
+        kind, key, key2 = (_numpy(table.column(name)) for name in ("kind", "key", "key2"))
+        order = np.lexsort((nodes, key2, key, kind))
+        kind, nodes = kind[order], nodes[order]
+        starts = _group_starts(kind, key[order], key2[order])
+        del key, key2, order
         members = np.flatnonzero(~starts)
         if not len(members):
             return EDGE_SCHEMA.empty_table()
-        dictionary, (nodes,) = _codes(table.column("node"))
         group_best = nodes[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
         strongest = np.full(len(dictionary), len(KINDS), dtype=np.int8)
         np.minimum.at(strongest, nodes[members], kind[members])
@@ -267,7 +285,7 @@ def count_rows(paths: list[str]) -> int:
 
 
 def group_by_partition(executor, paths: list[str], function, output: Path, partitions: int) -> list[str]:
-    """map_groups on the `partition` column, asking the shuffle for one reducer per partition value."""
+    """map_groups on the `partition` column, one reduce task per partition value."""
     return executor.map_groups(paths, "partition", function, str(output), num_partitions=partitions)
 
 

@@ -2,7 +2,7 @@
 
 Work files, under `OUT/_work/dedup/`:
   keys/<unit>.parquet     the unit's key rows (kept on resume: computing them is the expensive part)
-  groups/…                map_groups outputs of the cluster step (removed when the step restarts)
+  groups/…                map_groups outputs (and split files) of the cluster step (removed when it restarts)
   losers/<unit>.parquet   the unit's duplicates: id, kind, duplicate_of
   cluster.json            written last: the step is done, a rerun skips it
 then the usual `<unit>.docs.parquet`, `<unit>.rejects.parquet`, `<unit>.stats.json` of the mark step.
@@ -96,7 +96,7 @@ def cluster_keys(executor, key_files: list[str], partitions: int, folder: Path, 
             stars, summary["rounds"] = connected_components(executor, edges, groups, partitions, report)
             losers = group_by_partition(executor, edges + stars, Losers(), groups / "losers", partitions)
         executor.map_groups(losers, "unit", WriteUnitLosers(str(folder / "losers"), unit_names, metadata),
-                            str(groups / "units"))
+                            str(groups / "units"), num_partitions=partitions)
         for path in losers:
             kinds = pq.read_table(path, columns=["kind"]).column("kind").to_numpy()
             for code, name in enumerate(KINDS):

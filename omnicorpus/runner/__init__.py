@@ -5,8 +5,10 @@ An executor offers two operations:
   order, retrying a task that raises one of `retry_on` up to `retries` times (per-unit map work);
 - `map_groups(paths, key, function, output_dir)` reads Parquet files, groups their rows by `key`, applies
   `function(table) -> table` to each group and writes the results as Parquet files under `output_dir`
-  (global work: dedup clusters, image frequency counts). Output file names and row order are not defined:
-  consumers sort by their own keys.
+  (global work: dedup clusters, image frequency counts). `num_partitions` is how many buckets the groups
+  are spread over on Ray (one task each; an integer key k goes to bucket k mod num_partitions, so a
+  `partition` column 0..n-1 with n buckets gives one task per partition). Output file names and row order
+  are not defined: consumers sort by their own keys.
 All the pipeline's logic lives in plain functions, so both executors run the same code.
 """
 

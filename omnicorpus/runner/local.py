@@ -10,6 +10,7 @@ from typing import Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from omnicorpus.runner.groups import apply_by_group
 from omnicorpus.runner.progress import progress
 
 log = logging.getLogger(__name__)
@@ -44,24 +45,18 @@ class LocalExecutor:
 
     def map_groups(self, paths: Sequence[str], key: str, function, output_dir: str,
                    columns: Sequence[str] | None = None, num_partitions: int | None = None) -> list[str]:
-        """In memory: the reference semantics. Ray's version streams the same work through a shuffle."""
+        """In memory: the reference semantics. Ray runs the same groups as split and reduce tasks (groups.py)."""
         tables = [pq.read_table(path, columns=list(columns) if columns else None) for path in paths]
         tables = [table for table in tables if table.num_rows]
         if not tables:
             return []
         table = pa.concat_tables(tables, promote_options="default").sort_by(key)
-        keys = table.column(key).to_pylist()
-        results, start = [], 0
-        for index in range(1, len(keys) + 1):
-            if index == len(keys) or keys[index] != keys[start]:
-                results.append(function(table.slice(start, index - start)))
-                start = index
-        results = [result for result in results if result is not None and result.num_rows]
-        if not results:
+        result = apply_by_group(table, key, function)
+        if result is None:
             return []
         path = Path(output_dir) / "part-00000.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.concat_tables(results, promote_options="default"), path)
+        pq.write_table(result, path)
         return [str(path)]
 
     def close(self) -> None:

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Sequence
 
 import ray
 
+from omnicorpus.runner.groups import output_name, plan_reduces, reduce_bucket, split_file
 from omnicorpus.runner.progress import progress
 
 log = logging.getLogger(__name__)
-
-# The shuffle behind map_groups. On 2 cores a tiny group-by took 7-17 s with Ray Data 2.60's default
-# (shuffle_v2, hash partitioning) and the actor-based hash shuffle, against 2-5 s with the sort-based pull
-# shuffle, which runs as plain tasks (bench/dedup.py cluster compares their memory too).
-SHUFFLE_STRATEGY = "sort_shuffle_pull_based"
 
 
 class RayExecutor:
@@ -59,20 +56,20 @@ class RayExecutor:
 
     def map_groups(self, paths: Sequence[str], key: str, function, output_dir: str,
                    columns: Sequence[str] | None = None, num_partitions: int | None = None) -> list[str]:
-        """Ray Data: read → groupby (a distributed shuffle) → map_groups → write; no single-node step."""
+        """Split tasks then reduce tasks (runner/groups.py), one bucket per partition: no single-node step, and
+        no task holds more than one input file or one bucket."""
         if not paths:
             return []
-        import ray.data
-
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.shuffle_strategy = ray.data.context.ShuffleStrategy(SHUFFLE_STRATEGY)
-        dataset = ray.data.read_parquet(list(paths), columns=list(columns) if columns else None)
-        # Ray's default of 200 hash partitions costs seconds of overhead on small inputs; a few per CPU suffice.
-        partitions = num_partitions or max(1, 2 * self.workers)
-        grouped = dataset.groupby(key, num_partitions=partitions).map_groups(function, batch_format="pyarrow")
-        grouped.write_parquet(output_dir)
-        return sorted(str(path) for path in Path(output_dir).glob("*.parquet"))
+        buckets = num_partitions or max(1, 2 * self.workers)
+        exchange = Path(output_dir) / "_exchange"
+        split_paths = [str(exchange / f"split-{index:05d}.parquet") for index in range(len(paths))]
+        splits = self.map(split_file, [(str(path), key, buckets, columns, split)
+                                       for path, split in zip(paths, split_paths)], f"{key} group-by: split")
+        plan = plan_reduces(splits, split_paths)
+        outputs = self.map(reduce_bucket, [(parts, key, function, output_name(output_dir, bucket))
+                                           for bucket, parts in plan.items()], f"{key} group-by: reduce")
+        shutil.rmtree(exchange, ignore_errors=True)
+        return sorted(path for path in outputs if path)
 
     def close(self) -> None:
         if self._owns_ray and ray.is_initialized():
