@@ -100,20 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args):
-    """The pipeline config of a command: `--config` with `--set` overrides and the runner flags."""
-    from omnicorpus.config import load_config, parse_override
-
-    overrides = dict(parse_override(text) for text in args.overrides)
-    for key, value in (("run.runner", args.runner), ("run.ray_address", args.ray_address),
-                       ("run.workers", args.workers)):
-        if value is not None:
-            overrides[key] = value
-    return load_config(args.config, overrides)
-
-
 def _run(args) -> int:
     from omnicorpus.pipeline import run
+
+    from omnicorpus.config import config_from_args
 
     config = config_from_args(args)
     result = run(config, args.input, args.output, overwrite=args.overwrite, config_source=str(args.config))

@@ -218,3 +218,14 @@ def parse_override(text: str) -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw  # a bare string
     return key.strip(), value
+
+
+def config_from_args(args) -> PipelineConfig:
+    """The pipeline config of a command line (`run`, `dedup`): `--config` with `--set` overrides and the runner
+    flags `--runner`, `--ray-address`, `--workers`."""
+    overrides = dict(parse_override(text) for text in args.overrides)
+    for key, value in (("run.runner", args.runner), ("run.ray_address", args.ray_address),
+                       ("run.workers", args.workers)):
+        if value is not None:
+            overrides[key] = value
+    return load_config(args.config, overrides)

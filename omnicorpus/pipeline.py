@@ -96,6 +96,13 @@ class RunContext:
     def unit_file(self, phase: str, unit: Unit, kind: str) -> Path:
         return self.work / phase / f"{unit.name}.{kind}"
 
+    def phase_input(self, phase: str, unit: Unit) -> Path:
+        """The unit's documents a phase reads: the previous phase's output, or, for the first phase of a run
+        over Parquet shards (`omnicorpus dedup`), the unit's input file itself."""
+        if self.phase_names.index(phase) == 0:
+            return Path(unit.path)
+        return self.unit_file(self.previous_phase(phase), unit, "docs.parquet")
+
     @property
     def metadata(self) -> dict[bytes, bytes]:
         return file_metadata(self.config.output_hash(), omnicorpus.__version__)
@@ -193,6 +200,13 @@ def extract_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Phase: dedup (a global cluster step, then the unit's duplicates dropped; omnicorpus/dedup/phase.py)
+
+
+def dedup_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
+    return transform_unit(context, "dedup", unit, dedup.mark_duplicates)
+
+
 # Phases: images (a global fetch step, then resolve → validate → filter per unit) and image_frequency (a
 # global count, then mark per unit); the work is in omnicorpus/images/phase.py
 
@@ -253,7 +267,7 @@ def transform_unit(context: RunContext, phase: str, unit: Unit, transform) -> di
     done = context.unit_file(phase, unit, "stats.json")
     if done.exists():
         return read_json(done)
-    documents = from_table(pq.read_table(phase_input(context, phase, unit)))
+    documents = from_table(pq.read_table(context.phase_input(phase, unit)))
     kept, rejected, stats, extra = transform(context, unit, documents)
     _check_error_rate(context, unit, stats)
     return _finish_unit(context, phase, unit, kept, rejected, stats, extra)
@@ -271,14 +285,6 @@ def stage_transform(stages_of: Callable[[PipelineConfig], list[Stage]]):
     return transform
 
 
-def phase_input(context: RunContext, phase: str, unit: Unit) -> Path:
-    """The unit's documents a phase reads: the previous phase's output, or, for the first phase of a run over
-    Parquet shards (`omnicorpus dedup`), the unit's input file itself."""
-    if context.phase_names.index(phase) == 0:
-        return Path(unit.path)
-    return context.unit_file(context.previous_phase(phase), unit, "docs.parquet")
-
-
 def read_phase_documents(context: RunContext, phase: str, unit: Unit) -> list[Document]:
     return from_table(pq.read_table(context.unit_file(phase, unit, "docs.parquet")))
 
@@ -294,7 +300,7 @@ def detail_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
 # Every phase of a run, in order. Later phases read the documents the previous enabled phase kept.
 PHASES: tuple[Phase, ...] = (
     Phase("extract", extract_unit),
-    Phase("dedup", run_unit=dedup.dedup_unit, run_global=dedup.dedup_global, enabled=dedup.enabled),
+    Phase("dedup", dedup_unit, run_global=dedup.dedup_global, enabled=dedup.enabled),
     Phase("images", images_unit, run_global=fetch_images, enabled=lambda config: config.images.enabled),
     Phase("image_frequency", image_frequency_unit, run_global=count_image_frequency,
           enabled=lambda config: config.images.enabled and config.image_frequency.enabled),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -108,7 +107,7 @@ def add_parser(commands) -> None:
 
 
 def _dedup(args) -> int:
-    from omnicorpus.cli import config_from_args
+    from omnicorpus.config import config_from_args
 
     config = config_from_args(args)
     result = run_dedup(config, args.inputs, args.output, overwrite=args.overwrite,
@@ -121,9 +120,3 @@ def _dedup(args) -> int:
     print(f"{len(result.shards)} shard(s) in {Path(result.output) / 'shards'}; "
           f"duplicates in {Path(result.output) / 'rejects'}")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from omnicorpus.cli import main
-
-    sys.exit(main(["dedup", *sys.argv[1:]]))

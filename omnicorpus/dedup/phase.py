@@ -1,4 +1,5 @@
-"""The dedup phase of a run: `dedup_global` finds the duplicates across all units, `dedup_unit` drops them.
+"""The dedup phase of a run: `dedup_global` finds the duplicates across all units, `mark_duplicates`
+(run per unit by the pipeline's `dedup_unit`) drops them.
 
 Work files, under `OUT/_work/dedup/`:
   keys/<unit>.parquet     the unit's key rows (kept on resume: computing them is the expensive part)
@@ -14,7 +15,7 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -26,29 +27,24 @@ from omnicorpus.io.parquet import write_table
 from omnicorpus.io.paths import atomic_write_json
 from omnicorpus.stage import StageStats
 
-if TYPE_CHECKING:
-    from omnicorpus.pipeline import RunContext, Unit
-
 log = logging.getLogger(__name__)
 
 PHASE = "dedup"
 
 
-def work_folder(context: "RunContext") -> Path:
+def work_folder(context) -> Path:
     return context.work / PHASE
 
 
-def unit_documents(context: "RunContext", unit: "Unit") -> Path:
-    from omnicorpus.pipeline import phase_input
-
-    return phase_input(context, PHASE, unit)
+def unit_documents(context, unit) -> Path:
+    return context.phase_input(PHASE, unit)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Global step
 
 
-def write_unit_keys(context: "RunContext", unit: "Unit", unit_index: int, partitions: int) -> dict[str, Any]:
+def write_unit_keys(context, unit, unit_index: int, partitions: int) -> dict[str, Any]:
     """Map task: the unit's key rows to keys/<unit>.parquet (atomic, so an existing file is complete)."""
     path = work_folder(context) / "keys" / f"{unit.name}.parquet"
     if not path.exists():
@@ -58,7 +54,7 @@ def write_unit_keys(context: "RunContext", unit: "Unit", unit_index: int, partit
     return {"unit": unit.name, "path": str(path), "rows": pq.ParquetFile(path).metadata.num_rows}
 
 
-def dedup_global(context: "RunContext", units: list["Unit"], executor) -> None:
+def dedup_global(context, units, executor) -> None:
     """Find every duplicate across the units and write each unit's losers (see cluster.py)."""
     folder = work_folder(context)
     done = folder / "cluster.json"
@@ -109,7 +105,7 @@ def cluster_keys(executor, key_files: list[str], partitions: int, folder: Path, 
 # Per unit
 
 
-def unit_losers(context: "RunContext", unit: "Unit") -> dict[str, tuple[str, str]]:
+def unit_losers(context, unit) -> dict[str, tuple[str, str]]:
     path = work_folder(context) / "losers" / f"{unit.name}.parquet"
     if not path.exists():
         return {}
@@ -117,7 +113,8 @@ def unit_losers(context: "RunContext", unit: "Unit") -> dict[str, tuple[str, str
     return {document: (kind, kept) for document, kind, kept in zip(rows["id"], rows["kind"], rows["duplicate_of"])}
 
 
-def _mark(context: "RunContext", unit: "Unit", documents):
+def mark_duplicates(context, unit, documents):
+    """`transform_unit` body: the unit's duplicates dropped with `dedup.<kind>` and `signals.duplicate_of`."""
     stage = DedupStage(context.config.dedup, unit_losers(context, unit))
     stats = {stage.name: StageStats()}
     from omnicorpus.stage import run_stages
@@ -125,12 +122,6 @@ def _mark(context: "RunContext", unit: "Unit", documents):
     kept, rejected = run_stages([stage], documents, stats)
     return kept, rejected, stats, {}
 
-
-def dedup_unit(context: "RunContext", unit: "Unit") -> dict[str, Any]:
-    """Map task: drop the unit's duplicates with `dedup.<kind>` and `signals.duplicate_of`."""
-    from omnicorpus.pipeline import transform_unit
-
-    return transform_unit(context, PHASE, unit, _mark)
 
 
 def enabled(config) -> bool:
