@@ -58,10 +58,12 @@ class DocumentRules(FilterStage):
     def process(self, document: Document) -> Document | str:
         config = self.config
         text = document.text
-        tokens = measure.words(text)
+        # The words of the text are those of its paragraphs (no word spans the blank line between two): one pass.
+        paragraph_tokens = [measure.words(block) for block in measure.paragraphs(text)]
+        tokens = [token for block in paragraph_tokens for token in block]
         count = len(tokens)
         images = document.num_images
-        paragraph_words = [len(measure.words(block)) for block in measure.paragraphs(text)] or [0]
+        paragraph_words = [len(block) for block in paragraph_tokens] or [0]
         stop_words = measure.stop_word_count(document.language, tokens)
         ratio_applies = document.language in config.stop_word_ratio_languages
         values = {

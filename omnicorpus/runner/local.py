@@ -10,6 +10,7 @@ from typing import Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from omnicorpus.io.parquet import write_table
 from omnicorpus.runner.groups import apply_by_group
 from omnicorpus.runner.progress import progress
 
@@ -55,8 +56,7 @@ class LocalExecutor:
         if result is None:
             return []
         path = Path(output_dir) / "part-00000.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(result, path)
+        write_table(path, result, metadata={})  # atomic, as the Ray runner's reduce tasks write
         return [str(path)]
 
     def close(self) -> None:
