@@ -28,7 +28,7 @@ from omnicorpus.config import load_config, parse_override  # noqa: E402
 from omnicorpus.extract import engines  # noqa: E402
 from omnicorpus.extract.align import build_stream  # noqa: E402
 from omnicorpus.extract.decode import decode_html  # noqa: E402
-from omnicorpus.extract.html import ExtractStage, _title_of, parse_html  # noqa: E402
+from omnicorpus.extract.html import ExtractStage, _key_chars, _title_of, parse_html  # noqa: E402
 from omnicorpus.extract.layout import Placement, interleave  # noqa: E402
 from omnicorpus.extract.sources import caption_elements, resolve_images  # noqa: E402
 from omnicorpus.io.warc import RawPage  # noqa: E402
@@ -61,17 +61,23 @@ def profile_pass(pages: list[tuple[str, bytes]], config) -> dict[str, float]:
         captions = caption_elements(tree)
         images = resolve_images(tree, url, config.srcset_width, config.prefer_src, captions)
         steps.mark("image resolution (sources.py, title)")
-        if config.engine == "resiliparse":
+        engine = config.engine
+        if engine == "resiliparse":
             body = engines.resiliparse_body(tree, config)
+            steps.mark("main text: resiliparse (with boilerplate.py)")
+            if body is None or _key_chars(body) < config.resiliparse_min_chars:
+                engine, body = "trafilatura", engines.trafilatura_body(tree, url, config)
+                steps.mark("main text: trafilatura where resiliparse fell short")
         else:
             body = engines.trafilatura_body(tree, url, config)
-        steps.mark(f"main text: {config.engine}")
+            steps.mark("main text: trafilatura")
         if body is None:
             continue
         stream = build_stream(tree, [image.card for image in images if image.card is not None], captions)
         steps.mark("page positions (align.build_stream)")
         interleave(body, stream, images, Placement(gap_chars=config.image_gap_chars,
-                                                   edge_gap_chars=config.image_edge_gap_chars))
+                                                   edge_gap_chars=config.image_edge_gap_chars,
+                                                   trust_cards=engine == "trafilatura"))
         steps.mark("placement and slots (layout.interleave)")
     stage = ExtractStage(config)
     for url, payload in pages:

@@ -21,6 +21,8 @@ import re
 
 from lxml import etree
 
+from omnicorpus.extract.boilerplate import boilerplate_elements, drop_orphan_headings
+
 ENGINES = ("trafilatura", "resiliparse")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
 # resiliparse separates the cells of a table row with two tabs.
@@ -56,8 +58,16 @@ def resiliparse_body(tree, config):
     """
     from resiliparse.extract.html2text import extract_plain_text
 
+    # Hidden from resiliparse for this one serialization (it honours the attribute), then shown again.
+    hidden = [element for element in boilerplate_elements(tree) if element.get("hidden") is None] \
+        if config.resiliparse_boilerplate else []
+    for element in hidden:
+        element.set("hidden", "hidden")
+    html = etree.tostring(tree, method="html", encoding="unicode")
+    for element in hidden:
+        del element.attrib["hidden"]
     text = extract_plain_text(
-        etree.tostring(tree, method="html", encoding="unicode"),
+        html,
         preserve_formatting=True,
         main_content=True,
         # Nothing that is not page text, or the text could not be located in the page: no bullets or numbers
@@ -72,7 +82,10 @@ def resiliparse_body(tree, config):
         post_meta=False,
         skip_elements=None if config.include_tables else ["table"],
     )
-    return blocks_of(text)
+    body = blocks_of(text)
+    if body is not None and config.resiliparse_boilerplate:
+        drop_orphan_headings(body, tree)
+    return body if body is not None and len(body) else None
 
 
 def blocks_of(text: str):
