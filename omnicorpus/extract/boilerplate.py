@@ -67,14 +67,20 @@ MAX_SHARE = 0.5
 
 
 def boilerplate_elements(tree, max_share: float = MAX_SHARE) -> list:
-    """The container elements of `tree` whose class or id names them as page furniture, in document order."""
+    """The forms and container elements of `tree` whose class or id names them as page furniture, outermost
+    only (what they contain goes with them), in document order."""
     limit = max_share * visible_chars(tree)
     verdicts: dict[tuple[bool, str], bool] = {}
-    found = []
+    found: list = []
+    taken: set = set()
     for element in tree.iter("form", *CONTAINER_TAGS):
-        if (element.tag == "form" or _named_furniture(element.get("class"), element.get("id"), verdicts)) \
-                and len(element.text_content()) <= limit:
+        if element.tag != "form" and not _named_furniture(element.get("class"), element.get("id"), verdicts):
+            continue
+        if taken and any(ancestor in taken for ancestor in element.iterancestors()):
+            continue
+        if len(element.text_content()) <= limit:
             found.append(element)
+            taken.add(element)
     return found
 
 
