@@ -26,6 +26,13 @@ def test_snippets_follow_trafilaturas_protocol_weighted_by_tokens():
     assert (scores.true_positives, scores.false_negatives, scores.false_positives) == (3, 3, 2)
 
 
+def test_a_snippet_cut_inside_words_is_found_and_spacing_does_not_matter():
+    # evaldata.json's snippets were cut at arbitrary characters: "runggelenk" is the end of "Sprunggelenk".
+    text = "Kim wurde am Sprunggelenk\noperiert, hieß es.\n\nMehr lesen"
+    scores = snippet_scores(text, ["runggelenk operiert", "Sprunggelenk operiert, hieß"], ["Mehr lesen"])
+    assert (scores.true_positives, scores.false_negatives, scores.false_positives) == (5, 0, 2)
+
+
 def test_kendall_tau():
     assert kendall_tau([0, 1, 2, 3]) == 1.0
     assert kendall_tau([3, 2, 1, 0]) == -1.0

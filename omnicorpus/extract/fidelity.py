@@ -4,8 +4,12 @@
   Tokens are casefolded word runs of the NFC text; Han, kana and hangul characters count one token each, so Chinese and
   Japanese pages are scored on characters instead of on whole unsegmented lines.
 - `snippet_scores(extracted, with_snippets, without_snippets)`: trafilatura's own evaluation protocol
-  (tests/evaldata.json) weighted by tokens: tokens of a `with` snippet found in the text are true positives,
-  not found false negatives; tokens of a `without` snippet (boilerplate) found in the text are false positives.
+  (tests/evaldata.json, `evaluate_result` in its comparison scripts: `snippet in result`) weighted by tokens:
+  tokens of a `with` snippet found in the text are true positives, not found false negatives; tokens of a
+  `without` snippet (boilerplate) found in the text are false positives. "Found" is a substring test, as
+  trafilatura's, on the casefolded tokens joined by single spaces (so line breaks and punctuation do not matter);
+  the snippets were cut from the page at arbitrary characters ("runggelenk operierte worden", "ann. Nach
+  Informationen"), so a snippet may start or end inside a word.
 - `image_scores(extracted_urls, expected_images)`: recall and precision of image URLs against the images of a
   reference extraction, and Kendall's tau between the two orders over the matched pairs. An expected image is
   matched by any of its candidate URLs (src, srcset entries), because a resolver may rightly pick another
@@ -73,17 +77,17 @@ def token_f1(extracted: str, reference: str) -> Scores:
 
 
 def snippet_scores(extracted: str, with_snippets: Iterable[str], without_snippets: Iterable[str]) -> Scores:
-    text = f" {' '.join(tokens(extracted))} "
+    text = " ".join(tokens(extracted))
     true_positives = false_negatives = false_positives = 0
     for snippet in with_snippets:
         words = tokens(snippet)
-        if f" {' '.join(words)} " in text:
+        if " ".join(words) in text:
             true_positives += len(words)
         else:
             false_negatives += len(words)
     for snippet in without_snippets:
         words = tokens(snippet)
-        if words and f" {' '.join(words)} " in text:
+        if words and " ".join(words) in text:
             false_positives += len(words)
     return Scores(true_positives, false_positives, false_negatives)
 
