@@ -8,9 +8,11 @@ Both engines return a `<body>` element whose children are blocks in trafilatura'
 - `trafilatura` (the default): trafilatura's text-only extraction on the lxml tree the images were resolved in
   (one parse). Headings, lists and tables keep their structure.
 - `resiliparse`: resiliparse's `extract_plain_text(main_content=True)`, 2.6 ms a page against trafilatura's 14 ms
-  in fast mode on the shared pages, with as good a text F1 but more boilerplate kept, so lower image precision
-  (docs/extraction.md has both measured); the stage falls back to trafilatura where it finds no text. It parses
-  the lxml tree serialized again with its own parser (lexbor; cheaper than what it saves). Its output is plain text:
+  in fast mode on the shared pages, with the page furniture its main-content pass keeps hidden from it first and
+  headings left without a section dropped after (`boilerplate.py`, 1.3 ms more); the stage falls back to
+  trafilatura where its text is under `extract.resiliparse_min_chars` (docs/extraction.md has both engines
+  measured). It parses the lxml tree serialized again with its own parser (lexbor; cheaper than what it saves).
+  Its output is plain text:
   blocks separated by a blank line, lines by a newline, table cells by two tabs; so headings are blocks like
   paragraphs, and list items are lines.
 """
@@ -61,11 +63,13 @@ def resiliparse_body(tree, config):
     # Hidden from resiliparse for this one serialization (it honours the attribute), then shown again.
     hidden = [element for element in boilerplate_elements(tree) if element.get("hidden") is None] \
         if config.resiliparse_boilerplate else []
-    for element in hidden:
-        element.set("hidden", "hidden")
-    html = etree.tostring(tree, method="html", encoding="unicode")
-    for element in hidden:
-        del element.attrib["hidden"]
+    try:
+        for element in hidden:
+            element.set("hidden", "hidden")
+        html = etree.tostring(tree, method="html", encoding="unicode")
+    finally:
+        for element in hidden:
+            element.attrib.pop("hidden", None)
     text = extract_plain_text(
         html,
         preserve_formatting=True,
