@@ -11,8 +11,7 @@ from omnicorpus.extract.layout import Placement, interleave
 from omnicorpus.extract.sources import caption_elements, resolve_images
 from tests.builders import html_page
 from tests.test_extract import LONG, extract, page_of
-
-URL = "https://example.org/blog/post.html"
+from tests.test_extract_layout import URL
 
 TEASERS = "".join(f"<li><a href='/story-{n}.html'>Another story number {n} you may like a lot</a>"
                   f"<p>What happened next in the story number {n}, told in one line.</p></li>" for n in range(4))
@@ -82,7 +81,7 @@ def test_headings_left_without_a_section_are_dropped():
     assert [block.text for block in body] == ["Title", "Part one", "Detail", "Text"]
 
 
-def test_a_text_that_is_only_a_heading_on_its_own_is_kept():
+def test_a_heading_is_known_by_its_whole_text_not_by_a_prefix():
     tree = parse_html("<html><body><p>Hello there</p><h2>Hello</h2></body></html>")
     body = blocks_of("Hello there\n\nHello")
     drop_orphan_headings(body, tree)

@@ -17,8 +17,9 @@ measured on the shared pages (bench/fidelity.py), bring the engine to the image 
 - `drop_orphan_headings`: a heading whose section kept no text ("Related articles", "Newsletter",
   "Comments" once their content is gone) is removed from the extracted blocks.
 
-Each element is looked at once, and a class or id value is tested once per page (pages repeat them), so both
-passes cost about 2 ms on a 150 KB page, with lxml doing the walking (the same vocabulary as XPath expressions,
+Each element is looked at once, a class or id value is tested once per page (pages repeat them), and only the
+outermost furniture is measured, so both passes cost about 1.3 ms a page on the shared pages, with lxml doing the
+walking (the same vocabulary as XPath expressions,
 as trafilatura runs it, cost 5-10 ms: lxml calls Python's `re` for every node).
 """
 
