@@ -1,18 +1,20 @@
 """Where the extraction time goes: CPU ms per page for each step of the extract stage, per engine.
 
     python bench/extract_profile.py [--samples ../shared/samples] [--passes 3] [--engine trafilatura resiliparse]
-                                    [--set extract.fast=false] [--json FILE]
+                                    [--set extract.fast=false] [--unguarded] [--json FILE]
 
 Runs the steps of `ExtractStage._extract` one by one on every shared ground-truth page (84 pages, mean 146 KB of
 HTML), in one process, `--passes` times; a step's figure is the median over passes of its CPU time summed over
 the pages, divided by the number of pages. The last line per engine is the whole stage (`ExtractStage.process`,
-decode and checks included) timed the same way, which is what the steps should add up to. docs/benchmarks.md
-has the figures.
+decode and checks included) timed the same way, which is what the steps should add up to. `--unguarded` runs
+trafilatura with its own XPath expressions instead of their guarded equivalents (omnicorpus/extract/
+xpath_guards.py), to measure what the guards save. docs/benchmarks.md has the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -31,6 +33,7 @@ from omnicorpus.extract.decode import decode_html  # noqa: E402
 from omnicorpus.extract.html import ExtractStage, _key_chars, _title_of, parse_html  # noqa: E402
 from omnicorpus.extract.layout import Placement, interleave  # noqa: E402
 from omnicorpus.extract.sources import caption_elements, resolve_images  # noqa: E402
+from omnicorpus.extract.xpath_guards import unguarded  # noqa: E402
 from omnicorpus.io.warc import RawPage  # noqa: E402
 
 
@@ -95,9 +98,15 @@ def main() -> None:
     parser.add_argument("--engine", nargs="+", default=list(engines.ENGINES), choices=engines.ENGINES)
     parser.add_argument("--config", default="commoncrawl")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides")
+    parser.add_argument("--unguarded", action="store_true",
+                        help="trafilatura's own XPath expressions, not the guarded ones (xpath_guards.py)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    with unguarded() if args.unguarded else contextlib.nullcontext():
+        profile(args)
 
+
+def profile(args) -> None:
     config = load_config(args.config, dict(parse_override(text) for text in args.overrides)).extract
     pages = [(page.url, page.path.read_bytes()) for page in sample_pages(args.samples)]
     figures = {}
