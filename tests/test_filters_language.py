@@ -82,6 +82,31 @@ def test_low_confidence_is_dropped_and_langdetect_can_give_a_second_opinion():
         load_config(None, {"filter.language.second_opinion": "cld3"})
 
 
+def test_language_is_read_from_the_first_max_chars_characters():
+    english = " ".join([ENGLISH] * 32)  # about 8,600 characters
+    german = " ".join([GERMAN] * 400)
+    document = make_document(f"{english}\n\n{german}", IMAGE)
+    assert len(english) > 8000 and len(german) > 3 * len(english)
+    reason, document = detect(document)  # the default, 8,000: only English is read
+    assert reason is None and document.language == "en"
+    reason, document = detect(make_document(f"{english}\n\n{german}", IMAGE), max_chars=0)  # the whole text
+    assert reason == "filter.language.not_target" and document.language == "de"
+    # A text shorter than the limit gets exactly the same answer as without one.
+    assert (detect(make_document(GERMAN), languages=())[1].language_score
+            == detect(make_document(GERMAN), languages=(), max_chars=0)[1].language_score)
+    with pytest.raises(ConfigError, match="max_chars must be >= 0"):
+        load_config(None, {"filter.language.max_chars": -1})
+
+
+def test_the_paragraph_stage_identifies_a_document_as_the_document_stage_does():
+    config = load_config(None, {"filter.paragraph_language.enabled": True, "filter.language.max_chars": 123})
+    from omnicorpus.filters import detail_stages
+
+    (stage,) = [s for s in detail_stages(config) if isinstance(s, ParagraphLanguageFilter)]
+    stage.ensure_setup()
+    assert stage.identifier.max_chars == 123
+
+
 def paragraph_filter(**config):
     return ParagraphLanguageFilter(ParagraphLanguageConfig(**config))
 

@@ -87,7 +87,8 @@ def detail_stages(config) -> list[Stage]:
     stages = []
     for stage, stage_config in _detail(config.filter):
         if stage is ParagraphLanguageFilter:
-            stages.append(stage(stage_config, model_path=config.filter.language.model_path))
+            stages.append(stage(stage_config, model_path=config.filter.language.model_path,
+                                max_chars=config.filter.language.max_chars))
         else:
             stages.append(stage(stage_config))
     return stages

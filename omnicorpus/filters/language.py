@@ -62,25 +62,31 @@ def load_fasttext_model(path: str):
 
 
 class LanguageIdentifier:
-    """fastText LID on one text or a batch; returns (language code, probability)."""
+    """fastText LID on one text or a batch; returns (language code, probability).
 
-    def __init__(self, model_path: str | None = None):
+    With `max_chars`, a text is identified by its first `max_chars` characters (fastText's cost grows with the
+    text; its answer, an average over the words, settles long before the end of a long document)."""
+
+    def __init__(self, model_path: str | None = None, max_chars: int | None = None):
         self.path = resolve_model_path(model_path)
         self.model = load_fasttext_model(self.path)
+        self.max_chars = max_chars or None
 
     def identify(self, text: str) -> tuple[str, float]:
-        labels, probabilities = self.model.predict(_one_line(text), k=1)
+        labels, probabilities = self.model.predict(self._one_line(text), k=1)
         return _label(labels), float(probabilities[0])
 
     def identify_many(self, texts: list[str]) -> list[tuple[str, float]]:
         if not texts:
             return []
-        labels, probabilities = self.model.predict([_one_line(text) for text in texts], k=1)
+        labels, probabilities = self.model.predict([self._one_line(text) for text in texts], k=1)
         return [(_label(label), float(probability[0])) for label, probability in zip(labels, probabilities)]
 
 
-def _one_line(text: str) -> str:
-    return text.replace("\n", " ")  # fastText predicts one line at a time
+    def _one_line(self, text: str) -> str:
+        if self.max_chars is not None:
+            text = text[:self.max_chars]
+        return text.replace("\n", " ")  # fastText predicts one line at a time
 
 
 def _label(labels) -> str:
@@ -121,10 +127,17 @@ class LanguageConfig(FilterConfig):
     model_path: str | None = None
     # "langdetect": asked when fastText's probability is below min_score; its answer wins when it is surer.
     second_opinion: str | None = None
+    # fastText reads the first max_chars characters of the text (0: all of it, as datatrove does). Ours,
+    # measured on the shared pages (docs/filters.md): the same language and the same keep/drop decision for
+    # every document as with the whole text, |score difference| <= 0.025 on the 40 longer ones, and language
+    # ID at 0.76 instead of 1.43 ms a document (whole texts average 6,900 characters, the longest 82,000).
+    max_chars: int = 8000
 
     def __post_init__(self):
         super().__post_init__()
         check_range(self.SECTION, "min_score", self.min_score, 0.0, 1.0)
+        if self.max_chars < 0:
+            raise ValueError(f"{self.SECTION}.max_chars must be >= 0 (0: the whole text), got {self.max_chars}")
         if self.second_opinion is not None and self.second_opinion not in SECOND_OPINIONS:
             raise ValueError(f"{self.SECTION}.second_opinion must be one of {SECOND_OPINIONS}, "
                              f"got {self.second_opinion!r}")
@@ -144,7 +157,7 @@ class LanguageFilter(FilterStage):
         self.identifier: LanguageIdentifier | None = None
 
     def setup(self) -> None:
-        self.identifier = LanguageIdentifier(self.config.model_path)
+        self.identifier = LanguageIdentifier(self.config.model_path, self.config.max_chars)
 
     def process(self, document: Document) -> Document | str:
         language, score = self.identifier.identify(document.text)
@@ -188,20 +201,22 @@ class ParagraphLanguageConfig(FilterConfig):
 class ParagraphLanguageFilter(FilterStage):
     """Removes paragraphs confidently in another language than the document; drops a document left empty.
 
-    It uses the model of `filter.language` (`model_path`), so both levels agree on what a language is.
+    It uses the model of `filter.language` (`model_path`, and `max_chars` for a document it has to identify
+    itself), so both levels agree on what a language is.
     """
 
     name = "filter.paragraph_language"
     reasons = ("no_text_left",)
     removal_reasons = ParagraphLanguageConfig.RULES
 
-    def __init__(self, config: ParagraphLanguageConfig, model_path: str | None = None):
+    def __init__(self, config: ParagraphLanguageConfig, model_path: str | None = None, max_chars: int = 0):
         super().__init__(config)
         self.model_path = model_path
+        self.max_chars = max_chars
         self.identifier: LanguageIdentifier | None = None
 
     def setup(self) -> None:
-        self.identifier = LanguageIdentifier(self.model_path)
+        self.identifier = LanguageIdentifier(self.model_path, self.max_chars)
 
     def process(self, document: Document) -> Document | str:
         config = self.config
