@@ -28,7 +28,7 @@ both sides; each loads its LID model inside the timed part). Figures: documents 
 documents per CPU-second (user + system time of the process and its children: datatrove extracts in a sandbox
 subprocess). The omnicorpus side runs once per main-text engine (`--engine`, default both: `extract.engine =
 "trafilatura"` and `"resiliparse"`); all sides alternate `--repeats` times and the medians are reported with each
-omnicorpus side's ratio to datatrove.
+omnicorpus side's ratio to datatrove, and that ratio within each repeat.
 """
 
 from __future__ import annotations
@@ -193,6 +193,11 @@ def main() -> None:
         if name != "datatrove":
             summary[name]["ratio_docs_per_cpu_s"] = round(summary[name]["docs_per_cpu_s"] / peer["docs_per_cpu_s"], 2)
             summary[name]["ratio_docs_per_s"] = round(summary[name]["docs_per_s"] / peer["docs_per_s"], 2)
+            # Each repeat's own ratio: the sides of a repeat run back to back, so a drift of the machine's speed
+            # moves both alike; the spread of these shows how far the ratio of the medians can be trusted.
+            summary[name]["ratio_docs_per_cpu_s_by_repeat"] = [
+                round(ours["cpu_s"] and theirs["cpu_s"] / ours["cpu_s"], 2)
+                for ours, theirs in zip(runs[name], runs["datatrove"])]
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps({"summary": summary, "runs": runs}, indent=2))
