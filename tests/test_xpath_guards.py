@@ -28,7 +28,8 @@ def originals():
 
 @pytest.mark.parametrize("pattern, flags, fragments", [
     ("cookie", "", ["cookie"]),
-    ("^[Cc]omment(?!ary)|(?:article|post)-comments", "", ["-comments", "omment"]),
+    ("^[Cc]omment(?!ary)|(?:article|post)-comments", "", ["omment"]),  # "-comments" holds "omment"
+    ("post-body|post|entry", "", ["entry", "post"]),
     ("mvp-post-add-(?:box|wrap)|infinite-?scroll", "", ["infinite", "mvp-post-add-"]),
     ("(^|\\s)bottom|bottom(\\s|$)", "", ["bottom"]),
     ("(?:^| )ad-|dfp[Aa]d", "", ["ad-", "dfp"]),
