@@ -8,7 +8,7 @@ Both engines return a `<body>` element whose children are blocks in trafilatura'
 - `trafilatura` (the default): trafilatura's text-only extraction on the lxml tree the images were resolved in
   (one parse), with its regular-expression XPath tests guarded (`xpath_guards.py`: same output, less time).
   Headings, lists and tables keep their structure.
-- `resiliparse`: resiliparse's `extract_plain_text(main_content=True)`, 2.6 ms a page against trafilatura's 14 ms
+- `resiliparse`: resiliparse's `extract_plain_text(main_content=True)`, 2.6 ms a page against trafilatura's 10–11 ms
   in fast mode on the shared pages, with the page furniture its main-content pass keeps hidden from it first and
   headings left without a section dropped after (`boilerplate.py`, 1.3 ms more); the stage falls back to
   trafilatura where its text is under `extract.resiliparse_min_chars` (docs/extraction.md has both engines
