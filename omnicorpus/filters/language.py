@@ -129,7 +129,8 @@ class LanguageConfig(FilterConfig):
     second_opinion: str | None = None
     # fastText reads the first max_chars characters of the text (0: all of it, as datatrove does). Ours,
     # measured on the shared pages (docs/filters.md): the same language and the same keep/drop decision for
-    # every document as with the whole text, |score difference| <= 0.025 on the 40 longer ones, and language
+    # every document as with the whole text (206 documents of the shared pages and WARCs; on the 40 longer
+    # ones the score moves by 0.003 in the median, 0.037 at the 90th percentile, 0.123 at most), and language
     # ID at 0.76 instead of 1.43 ms a document (whole texts average 6,900 characters, the longest 82,000).
     max_chars: int = 8000
 
