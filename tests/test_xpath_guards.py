@@ -177,6 +177,7 @@ def test_guarding_is_idempotent_and_undone(originals):
     assert guard_trafilatura() >= 15
     assert guard_trafilatura() == 0
     assert overall[0] is not original[0] and "(@id or @class)" in overall[0].path
+    assert overall[0].path.count("(@id or @class)") == original[0].path.count("re:test(@id|@class")  # once each
     # A module attribute is replaced in every module that imported it.
     guarded_cleaning = sys.modules["trafilatura.settings"].BASIC_CLEAN_XPATH
     assert guarded_cleaning is not cleaning and sys.modules["trafilatura.baseline"].BASIC_CLEAN_XPATH is guarded_cleaning

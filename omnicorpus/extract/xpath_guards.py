@@ -44,12 +44,22 @@ MAX_FRAGMENT_TESTS = 4
 # Fragments shorter than this select almost everything: not worth a test.
 MIN_FRAGMENT_CHARS = 2
 
-# id of an original expression -> (the original, [(module or list holding it, attribute or index, guarded)]);
-# the objects are kept here, so their ids stay theirs.
-_ORIGINALS: dict[int, tuple[object, list[tuple[object, str | int, object]]]] = {}
-_GUARDED: set[int] = set()  # ids of the guarded expressions in place
-_INSTALLED: list[bool] = []  # non-empty while the guards are in place
-_SUSPENDED: list[bool] = []  # non-empty inside `unguarded()`
+
+
+class _Guards:
+    """What `guard_trafilatura` changed, so that it can be undone."""
+
+    def __init__(self):
+        # (module or list that held an original expression, attribute name or index, original, guarded)
+        self.places: list[tuple[object, str | int, etree.XPath, etree.XPath]] = []
+        self.installed = False
+        self.suspended = 0  # depth of `unguarded()` blocks
+
+    def guarded_ids(self) -> set[int]:
+        return {id(guarded) for _, _, _, guarded in self.places}
+
+
+_STATE = _Guards()
 
 
 def required_fragments(pattern: str, flags: str = "") -> list[str] | None:
@@ -146,67 +156,63 @@ def guarded_xpath(expression: etree.XPath) -> etree.XPath | None:
 def guard_trafilatura() -> int:
     """Guard every `re:test()` expression of the loaded trafilatura modules; returns how many were replaced
     (0 when they already are: the first call does the work, about 10 ms)."""
-    if _INSTALLED or _SUSPENDED:
+    if _STATE.installed or _STATE.suspended:
         return 0
     import trafilatura  # noqa: F401  (its modules must be loaded to be guarded)
 
-    _INSTALLED.append(True)
-    replaced: dict[int, object] = {}
+    _STATE.installed = True
+    already = _STATE.guarded_ids()
+    guarded: dict[int, etree.XPath | None] = {}  # by id of the original: one object shared stays shared
+
+    def replacement(expression: etree.XPath) -> etree.XPath | None:
+        if id(expression) in already:
+            return None  # guarded already (a list shared by two modules is met twice)
+        if id(expression) not in guarded:
+            guarded[id(expression)] = new = guarded_xpath(expression)
+            if new is not None:
+                already.add(id(new))
+        return guarded[id(expression)]
+
     for name, module in list(sys.modules.items()):
-        if not (name == "trafilatura" or name.startswith("trafilatura.")) or module is None:
+        if module is None or not (name == "trafilatura" or name.startswith("trafilatura.")):
             continue
         for attribute, value in list(vars(module).items()):
-            if isinstance(value, etree.XPath):
-                new = _replacement(value, replaced)
+            places = [(module, attribute, value)] if isinstance(value, etree.XPath) else \
+                [(value, index, item) for index, item in enumerate(value) if isinstance(item, etree.XPath)] \
+                if isinstance(value, list) else []
+            for holder, key, original in places:
+                new = replacement(original)
                 if new is not None:
-                    _remember(value, new, module, attribute)
-                    setattr(module, attribute, new)
-            elif isinstance(value, list):
-                for index, item in enumerate(value):
-                    if isinstance(item, etree.XPath):
-                        new = _replacement(item, replaced)
-                        if new is not None:
-                            _remember(item, new, value, index)
-                            value[index] = new
-    return sum(1 for new in replaced.values() if new is not None)
+                    _STATE.places.append((holder, key, original, new))
+                    _put(holder, key, new)
+    return sum(1 for new in guarded.values() if new is not None)
 
 
 def unguard_trafilatura() -> None:
     """Put trafilatura's original expressions back where `guard_trafilatura` replaced them."""
-    for original, places in _ORIGINALS.values():
-        for holder, key, _new in places:
-            if isinstance(holder, list):
-                holder[key] = original
-            else:
-                setattr(holder, key, original)
-    _ORIGINALS.clear()
-    _GUARDED.clear()
-    _INSTALLED.clear()
+    for holder, key, original, _guarded in reversed(_STATE.places):
+        _put(holder, key, original)
+    _STATE.places.clear()
+    _STATE.installed = False
 
 
 @contextlib.contextmanager
 def unguarded():
     """trafilatura's own expressions inside the block (`guard_trafilatura` does nothing there), the guards
     back after it if they were in place before."""
-    was_guarded = bool(_INSTALLED)
+    was_guarded = _STATE.installed
     unguard_trafilatura()
-    _SUSPENDED.append(True)
+    _STATE.suspended += 1
     try:
         yield
     finally:
-        _SUSPENDED.pop()
+        _STATE.suspended -= 1
         if was_guarded:
             guard_trafilatura()
 
 
-def _replacement(expression, replaced: dict[int, object]):
-    if id(expression) in _GUARDED:
-        return None  # already guarded
-    if id(expression) not in replaced:
-        replaced[id(expression)] = guarded_xpath(expression)
-    return replaced[id(expression)]
-
-
-def _remember(original, new, holder, key) -> None:
-    _ORIGINALS.setdefault(id(original), (original, []))[1].append((holder, key, new))
-    _GUARDED.add(id(new))
+def _put(holder, key, expression) -> None:
+    if isinstance(holder, list):
+        holder[key] = expression
+    else:
+        setattr(holder, key, expression)
