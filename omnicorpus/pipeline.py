@@ -165,18 +165,45 @@ IMAGE_STORE_SCHEMA = pa.schema(
 )
 
 
+# The extract phase's filters run over batches of this many extracted documents, one stage over the whole batch
+# before the next: a stage's model and tables stay in the CPU cache across the batch (fastText language ID costs
+# 1.7 ms a document between two extractions, 0.8 ms in a row). About 1 ms a page less (bench/phase1.py); the
+# outputs are the same, documents and reject rows in the order of their records.
+FILTER_BATCH_DOCS = 64
+
+
 def extract_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
     done = context.unit_file("extract", unit, "stats.json")
     if done.exists():
         return read_json(done)
     config = context.config
     reader = WarcReader(unit.path, config.read)
-    stages = [ReadStage(), ExtractStage(config.extract), *filters.preliminary_stages(config)]
-    stats = {stage.name: StageStats() for stage in stages}
+    stages = [ReadStage(), ExtractStage(config.extract)]
+    filter_stages = filters.preliminary_stages(config)
+    stats = {stage.name: StageStats() for stage in [*stages, *filter_stages]}
     kept: list[Document] = []
     rejected: list[Document] = []
     images: dict[str, ImageRecord] = {}
-    for item in reader.read():
+    batch: list[tuple[int, Document]] = []  # (record number, document) extracted, waiting for the filters
+    batch_rejects: list[tuple[int, Document]] = []  # reject rows of the records since the last batch
+
+    def filter_batch() -> None:
+        survivors = batch
+        for stage in filter_stages:
+            passed = []
+            for number, document in survivors:
+                document, reject = run_stage(stage, document, stats[stage.name], RawPage.shell_document)
+                if reject is not None:
+                    batch_rejects.append((number, reject))
+                else:
+                    passed.append((number, document))
+            survivors = passed
+        kept.extend(document for _, document in survivors)
+        rejected.extend(reject for _, reject in sorted(batch_rejects, key=lambda pair: pair[0]))
+        batch.clear()
+        batch_rejects.clear()
+
+    for number, item in enumerate(reader.read()):
         if isinstance(item, ImageRecord):
             images.setdefault(item.url, item)  # the first capture of an image URL wins
             continue
@@ -184,10 +211,13 @@ def extract_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
         for stage in stages:
             current, reject = run_stage(stage, current, stats[stage.name], RawPage.shell_document)
             if reject is not None:
-                rejected.append(reject)
+                batch_rejects.append((number, reject))
                 break
         if current is not None:
-            kept.append(current)
+            batch.append((number, current))
+            if len(batch) >= FILTER_BATCH_DOCS:
+                filter_batch()
+    filter_batch()
     _check_error_rate(context, unit, stats)
     image_table = pa.Table.from_pylist(
         [{"url": r.url, "data": r.data, "content_type": r.content_type, "warc_record_id": r.record_id,
