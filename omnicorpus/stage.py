@@ -131,19 +131,40 @@ def run_stage(stage: Stage, item: Any, stats: StageStats, on_error_document) -> 
     return result, None
 
 
+# Documents pass the stages in batches of this many, one stage over the whole batch before the next: a stage's
+# model and tables stay in the CPU cache across the batch (fastText language ID: 1.7 ms a document between two
+# extractions, 0.7 ms batched; docs/benchmarks.md). Outputs do not depend on it: rows keep their input order.
+BATCH_DOCS = 64
+
+
+def run_batch(
+    stages: Iterable[Stage], numbered: list[tuple[int, Any]], stats: dict[str, StageStats], on_error_document=None
+) -> tuple[list[tuple[int, Document]], list[tuple[int, Document]]]:
+    """Run (number, item) pairs through stages, a stage at a time; returns (kept, rejected) pairs, kept in input
+    order and rejected in the order of the stages that dropped them (sort by number for input order)."""
+    survivors, rejected = numbered, []
+    for stage in stages:
+        passed = []
+        for number, item in survivors:
+            current, reject = run_stage(stage, item, stats.setdefault(stage.name, StageStats()), on_error_document)
+            if reject is not None:
+                rejected.append((number, reject))
+            else:
+                passed.append((number, current))
+        survivors = passed
+    return survivors, rejected
+
+
 def run_stages(
     stages: Iterable[Stage], documents: Iterable[Document], stats: dict[str, StageStats]
 ) -> tuple[list[Document], list[Document]]:
-    """Run documents through stages in order; returns (kept, rejected)."""
+    """Run documents through stages in order (in batches of BATCH_DOCS); returns (kept, rejected), each in the
+    order of `documents`."""
     kept, rejected = [], []
     stages = list(stages)
-    for document in documents:
-        current: Document | None = document
-        for stage in stages:
-            current, reject = run_stage(stage, current, stats.setdefault(stage.name, StageStats()), None)
-            if reject is not None:
-                rejected.append(reject)
-                break
-        if current is not None:
-            kept.append(current)
+    numbered = list(enumerate(documents))
+    for start in range(0, len(numbered), BATCH_DOCS):
+        passed, dropped = run_batch(stages, numbered[start:start + BATCH_DOCS], stats)
+        kept.extend(document for _, document in passed)
+        rejected.extend(document for _, document in sorted(dropped, key=lambda pair: pair[0]))
     return kept, rejected
