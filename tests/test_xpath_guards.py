@@ -20,7 +20,9 @@ from tests.conftest import FIXTURES, WARCS
 
 @pytest.fixture
 def originals():
-    """trafilatura's own expressions for the test, the guards put back after it."""
+    """trafilatura's own expressions for the test (its modules loaded), the guards put back after it."""
+    import trafilatura  # noqa: F401
+
     unguard_trafilatura()
     yield
     guard_trafilatura()
@@ -83,18 +85,12 @@ def test_expressions_with_other_prefixes_are_left_alone():
 
 
 def _trafilatura_expressions() -> list[tuple[str, etree.XPath]]:
-    unguard_trafilatura()
-    try:
-        found = {}
-        for name, module in sys.modules.items():
-            if name.startswith("trafilatura"):
-                for attribute, value in vars(module).items():
-                    for index, item in enumerate(value if isinstance(value, list) else [value]):
-                        if isinstance(item, etree.XPath) and "re:test" in item.path:
-                            found.setdefault(id(item), (f"{name}.{attribute}[{index}]", item))
-        return list(found.values())
-    finally:
-        guard_trafilatura()
+    """trafilatura's own expressions that call re:test(), each once, named for the messages."""
+    with unguarded():
+        found = {id(expression): (f"{getattr(holder, '__name__', 'list')}.{key}", expression)
+                 for holder, key, expression in xpath_guards._trafilatura_expressions()
+                 if "re:test" in expression.path}
+    return list(found.values())
 
 
 def _attribute_values(source: str, rng: random.Random) -> list[str]:
@@ -162,10 +158,11 @@ def test_trafilatura_text_is_the_same_with_the_guards():
             texts.append(None if body is None else etree.tostring(body, encoding="unicode"))
         return texts
 
+    guard_trafilatura()
     with unguarded():  # trafilatura_body guards on first use, except in here
         plain = bodies()
         assert "(@id or @class)" not in sys.modules["trafilatura.xpaths"].OVERALL_DISCARD_XPATH[0].path
-    assert guard_trafilatura() == 0  # trafilatura_body did, and the block put them back
+    assert guard_trafilatura() == 0  # the block put the guards back
     assert bodies() == plain
     assert sum(text is not None for text in plain) >= 8
 
@@ -183,3 +180,14 @@ def test_guarding_is_idempotent_and_undone(originals):
     assert guarded_cleaning is not cleaning and sys.modules["trafilatura.baseline"].BASIC_CLEAN_XPATH is guarded_cleaning
     unguard_trafilatura()
     assert overall == original and sys.modules["trafilatura.baseline"].BASIC_CLEAN_XPATH is cleaning
+
+
+def test_threads_guard_once(originals):
+    from concurrent.futures import ThreadPoolExecutor
+
+    unguard_trafilatura()
+    with ThreadPoolExecutor(8) as pool:
+        counts = list(pool.map(lambda _: guard_trafilatura(), range(16)))
+    assert sorted(counts)[-1] >= 15 and counts.count(0) == 15  # one thread did the work
+    overall = sys.modules["trafilatura.xpaths"].OVERALL_DISCARD_XPATH[0].path
+    assert overall.count("(@id or @class)") == 1

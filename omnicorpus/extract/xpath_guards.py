@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import threading
 from re import _constants as sre_constants
 from re import _parser as sre_parser
 
@@ -54,6 +55,7 @@ class _Guards:
         self.places: list[tuple[object, str | int, etree.XPath, etree.XPath]] = []
         self.installed = False
         self.suspended = 0  # depth of `unguarded()` blocks
+        self.lock = threading.Lock()  # threads extracting at once guard once
 
     def guarded_ids(self) -> set[int]:
         return {id(guarded) for _, _, _, guarded in self.places}
@@ -160,7 +162,14 @@ def guard_trafilatura() -> int:
         return 0
     import trafilatura  # noqa: F401  (its modules must be loaded to be guarded)
 
-    _STATE.installed = True
+    with _STATE.lock:
+        if _STATE.installed or _STATE.suspended:
+            return 0
+        _STATE.installed = True
+        return _guard_modules()
+
+
+def _guard_modules() -> int:
     already = _STATE.guarded_ids()
     guarded: dict[int, etree.XPath | None] = {}  # by id of the original: one object shared stays shared
 
@@ -173,27 +182,36 @@ def guard_trafilatura() -> int:
                 already.add(id(new))
         return guarded[id(expression)]
 
+    for holder, key, original in _trafilatura_expressions():
+        new = replacement(original)
+        if new is not None:
+            _STATE.places.append((holder, key, original, new))
+            _put(holder, key, new)
+    return sum(1 for new in guarded.values() if new is not None)
+
+
+def _trafilatura_expressions():
+    """(module or list, attribute or index, compiled expression) for every XPath object trafilatura's loaded
+    modules hold, directly or in a module-level list."""
     for name, module in list(sys.modules.items()):
         if module is None or not (name == "trafilatura" or name.startswith("trafilatura.")):
             continue
         for attribute, value in list(vars(module).items()):
-            places = [(module, attribute, value)] if isinstance(value, etree.XPath) else \
-                [(value, index, item) for index, item in enumerate(value) if isinstance(item, etree.XPath)] \
-                if isinstance(value, list) else []
-            for holder, key, original in places:
-                new = replacement(original)
-                if new is not None:
-                    _STATE.places.append((holder, key, original, new))
-                    _put(holder, key, new)
-    return sum(1 for new in guarded.values() if new is not None)
+            if isinstance(value, etree.XPath):
+                yield module, attribute, value
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, etree.XPath):
+                        yield value, index, item
 
 
 def unguard_trafilatura() -> None:
     """Put trafilatura's original expressions back where `guard_trafilatura` replaced them."""
-    for holder, key, original, _guarded in reversed(_STATE.places):
-        _put(holder, key, original)
-    _STATE.places.clear()
-    _STATE.installed = False
+    with _STATE.lock:
+        for holder, key, original, _guarded in reversed(_STATE.places):
+            _put(holder, key, original)
+        _STATE.places.clear()
+        _STATE.installed = False
 
 
 @contextlib.contextmanager
