@@ -35,7 +35,7 @@ from omnicorpus.io.parquet import (document_bytes, file_metadata, read_rows, row
                                   write_table)
 from omnicorpus.io.paths import atomic_write_bytes, atomic_write_json, expand_inputs, read_json, unit_name
 from omnicorpus.io.warc import ImageRecord, RawPage, WarcReader
-from omnicorpus.stage import BATCH_DOCS, Stage, StageStats, run_batch, run_stage, run_stages
+from omnicorpus.stage import BATCH_DOCS, Stage, StageStats, run_batch, run_stages
 
 log = logging.getLogger(__name__)
 
@@ -193,16 +193,11 @@ def extract_unit(context: RunContext, unit: Unit) -> dict[str, Any]:
         if isinstance(item, ImageRecord):
             images.setdefault(item.url, item)  # the first capture of an image URL wins
             continue
-        current = item
-        for stage in stages:
-            current, reject = run_stage(stage, current, stats[stage.name], RawPage.shell_document)
-            if reject is not None:
-                batch_rejects.append((number, reject))
-                break
-        if current is not None:
-            batch.append((number, current))
-            if len(batch) >= BATCH_DOCS:
-                filter_batch()
+        passed, dropped = run_batch(stages, [(number, item)], stats, RawPage.shell_document)
+        batch_rejects.extend(dropped)
+        batch.extend(passed)
+        if len(batch) >= BATCH_DOCS:
+            filter_batch()
     filter_batch()
     _check_error_rate(context, unit, stats)
     image_table = pa.Table.from_pylist(
